@@ -21,6 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from autopaint_app.core.errors import InputError, OutputExistsError
+from autopaint_app.core.nifti_integrity import check_nifti_payload, is_nifti
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 
@@ -156,9 +157,10 @@ def _read_image_file(path: Path, as_float: bool) -> sitk.Image:
     if path.stat().st_size == 0:
         raise InputError(path, "file is empty")
     try:
-        if as_float:
-            return sitk.ReadImage(str(path), sitk.sitkFloat32)
-        return sitk.ReadImage(str(path))
+        image = sitk.ReadImage(str(path), sitk.sitkFloat32) if as_float else sitk.ReadImage(str(path))
+        if is_nifti(path):
+            check_nifti_payload(path)  # ITK zero-fills truncated NIfTI and NaN/Inf voxels silently
+        return image
     except RuntimeError as exc:
         raise InputError(path, f"cannot be read, corrupt or truncated file ({_first_itk_line(exc)})") from None
 
