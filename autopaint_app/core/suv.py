@@ -139,7 +139,8 @@ def suv_factor_from_dicom(files: list[str], weight_kg: float | None = None,
         raise InputError(path, f"not a PET image (Modality {modality or 'missing'}); SUV needs Modality PT")
     units = str(_required(first, "Units", path)).upper()
     if units == "GML":
-        warn = ("weight/dose overrides ignored: the images are already SUV (Units GML)",) if (weight_kg or dose_mbq) else ()
+        overridden = weight_kg is not None or dose_mbq is not None
+        warn = ("weight/dose overrides ignored: the images are already SUV (Units GML)",) if overridden else ()
         return SuvConversion(1.0, units, "GML (already SUV)", (1.0,) * len(files), tuple(files), warnings=warn)
     if units == "BQML":
         return _bqml_conversion(headers, files, [1.0] * len(files), weight_kg, dose_mbq, units, "BQML")
@@ -208,7 +209,8 @@ def _bqml_conversion(headers, files, activity_per_value, weight_kg, dose_mbq, un
     decayed = [_decayed_dose(dose_bq, half_life, injection, ref, path) for ref in references]
     factors = tuple(a * weight * 1000.0 / d for a, d in zip(activity_per_value, decayed))
     return SuvConversion(
-        factors[0], method=f"{label} decay-corrected to {correction}", slice_factors=factors, half_life_s=float(half_life),
+        factors[0], method=f"{label} decay-corrected to {correction}", slice_factors=factors,
+        half_life_s=float(half_life),
         injection_time=injection.isoformat(), reference_time=references[0].isoformat(), reference_rule=rule,
         decayed_dose_bq=float(decayed[0]), warnings=tuple(warnings + ref_warnings + inj_warnings), **common)
 
@@ -323,7 +325,8 @@ def _read_header(path: str):
 
 
 def _missing(path, keyword) -> InputError:
-    return InputError(path, f"missing DICOM tag {keyword} {_TAG_TEXT.get(keyword, '')}".rstrip() + _HINTS.get(keyword, ""))
+    tag = f"missing DICOM tag {keyword} {_TAG_TEXT.get(keyword, '')}".rstrip()
+    return InputError(path, tag + _HINTS.get(keyword, ""))
 
 
 def _required(ds, keyword, path):
@@ -363,7 +366,8 @@ def _override_warnings(first, radiopharm, weight_kg, dose_mbq) -> list[str]:
     if weight_kg is not None:
         notes.append(f"weight override {weight_kg} kg used (tag: {first.get('PatientWeight', 'missing')})")
     if dose_mbq is not None:
-        notes.append(f"dose override {dose_mbq} MBq used (tag: {radiopharm.get('RadionuclideTotalDose', 'missing')} Bq)")
+        tag_dose = radiopharm.get("RadionuclideTotalDose", "missing")
+        notes.append(f"dose override {dose_mbq} MBq used (tag: {tag_dose} Bq)")
     return notes
 
 
@@ -411,5 +415,6 @@ def _slice_indices(files: list[str], volume: Volume) -> np.ndarray:
         indices.append(int(round((float(position @ normal) - origin) / volume.spacing[2])))
     indices = np.asarray(indices)
     if indices.min() < 0 or indices.max() >= volume.shape[0] or len(set(indices.tolist())) != len(files):
-        raise InputError(os.path.dirname(files[0]), "cannot map DICOM files to slices (duplicate or irregular positions)")
+        raise InputError(os.path.dirname(files[0]),
+                         "cannot map DICOM files to slices (duplicate or irregular positions)")
     return indices

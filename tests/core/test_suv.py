@@ -211,9 +211,12 @@ def test_overrides_take_precedence(tmp_path):
 
 
 def test_gml_is_already_suv(tmp_path):
-    write_pet_series(tmp_path / "s", units="GML", drop=("PatientWeight", "RadiopharmaceuticalInformationSequence"))
+    files = write_pet_series(tmp_path / "s", units="GML",
+                             drop=("PatientWeight", "RadiopharmaceuticalInformationSequence"))
     volume = read_pet_suv(tmp_path / "s")
-    assert volume.meta["suv"]["factor"] == 1.0
+    assert volume.meta["suv"]["factor"] == 1.0 and volume.meta["suv"]["method"] == "GML (already SUV)"
+    assert suv_factor_from_dicom(files).warnings == ()
+    assert "overrides ignored" in suv_factor_from_dicom(files, weight_kg=80.0).warnings[0]
     np.testing.assert_allclose(volume.array[2], stored_values(2) * 2.5, rtol=1e-6)
 
 
