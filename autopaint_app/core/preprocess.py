@@ -8,34 +8,38 @@ Resampling
     Labels and masks use nearest neighbour (``order=0``), so their values stay exact.
 
 Working grid
-    The paper extracts axial slices of 512 x 512 pixels. :class:`WorkingGrid` maps a case grid
-    (size ``nx, ny, nz``, spacing ``sx, sy, sz`` mm, origin ``o``, direction ``D``, 3x3 with the
-    axis unit vectors as columns) onto a working grid. The working grid has the same ``D``, the
-    same z sampling (``nz``, ``sz``, no z resampling) and ``N x N`` square pixels (``N = 512``) of
-    size
+    The paper extracts axial slices of 512 x 512 pixels and states its sliding-circle radii in
+    pixels of its internal data (0.976 mm). :class:`WorkingGrid` maps a case grid (size
+    ``nx, ny, nz``, spacing ``sx, sy, sz`` mm, origin ``o``, direction ``D``, 3x3 with the axis
+    unit vectors as columns) onto a working grid with the same ``D``, the same z sampling (``nz``,
+    ``sz``, no z resampling) and ``N x N`` square pixels (``N = 512``) of size
 
-        ``p = max(nx * sx, ny * sy) / N``  (mm)
+        ``p = max(max(nx * sx, ny * sy) / N,  min(sx, sy, p_ref))``   with ``p_ref = 500 / 512`` mm
 
-    so the whole in-plane field of view (FOV) fits. The working FOV is centred on the case FOV: the
-    FOV centre ``c = o + D @ ((nx - 1) / 2 * sx, (ny - 1) / 2 * sy, 0)`` is shared, hence
+    The first term makes the whole in-plane field of view (FOV) fit. The second keeps the paper's
+    pixel radii meaningful in mm: a small or cropped FOV is *padded*, never stretched to fill 512
+    pixels (a 200-pixel crop at 0.98 mm would otherwise get 0.38 mm pixels and the 27-pixel circle
+    would shrink to 10 mm), and a coarse grid (PET alone at 4 mm) is upsampled to about 1 mm.
 
-        ``o_w = o + D @ ((nx - 1) / 2 * sx - (N - 1) / 2 * p,  (ny - 1) / 2 * sy - (N - 1) / 2 * p,  0)``
+    Two cases:
 
-    and case voxel ``(i, j, k)`` sits at working continuous index
-    ``((i * sx - (nx - 1) / 2 * sx) / p + (N - 1) / 2,  (j * sy - (ny - 1) / 2 * sy) / p + (N - 1) / 2,  k)``.
-    The shorter side is padded with ``default`` (use 0 on [0, 1] data: the window minimum).
-    Going back (``from_working``) resamples onto the original case grid, whose geometry is copied
-    exactly. Consequences:
+    - **Padding** (``p == sx == sy``, hence ``nx, ny <= N``): the case sits in the working grid at
+      the integer offset ``(ox, oy) = ((N - nx) // 2, (N - ny) // 2)`` pixels, i.e.
+      ``o_w = o - D @ (ox * p, oy * p, 0)``; case voxel ``(i, j, k)`` is working pixel
+      ``(i + ox, j + oy, k)``. Both directions are array copies (pad / crop), bit-exact for any
+      dtype and any interpolation order. Every 512 x 512 square-pixel case is the special case
+      ``ox = oy = 0`` (identity).
+    - **Resampling** (any other size or spacing): the working FOV is centred on the case FOV,
+      ``o_w = o + D @ ((nx - 1) / 2 * sx - (N - 1) / 2 * p,  (ny - 1) / 2 * sy - (N - 1) / 2 * p,  0)``,
+      and case voxel ``(i, j, k)`` sits at working continuous index
+      ``((i - (nx - 1) / 2) * sx / p + (N - 1) / 2,  (j - (ny - 1) / 2) * sy / p + (N - 1) / 2,  k)``.
+      Positions in mm are kept; when ``sx / p`` is an integer (e.g. 256 pixels of 2 mm -> 1 mm)
+      every case pixel becomes an exact block of working pixels, so a nearest-neighbour round
+      trip returns a label mask exactly; otherwise intensities are interpolated (lossy) and masks
+      come back by nearest neighbour.
 
-    - 512 x 512 square-pixel case: ``p == sx`` and ``o_w == o`` exactly in floating point
-      (multiplying and dividing by 512 is exact in binary), so both directions are a bit-exact copy
-      with no interpolation.
-    - ``n x n`` case with ``N / n`` an integer (256 -> 2x): every case pixel becomes an exact block
-      of working pixels, so a nearest-neighbour round trip returns a label mask exactly.
-    - Any other size or spacing: positions in mm are kept (a point at ``x`` mm is at ``x`` mm on
-      both grids). Intensities go through interpolation twice, which is lossy; masks made on the
-      working grid come back by nearest neighbour.
-
+    Going back (``from_working``) always lands on the original case grid with its geometry copied
+    exactly. Padding is filled with ``default`` (use 0 on [0, 1] data: the window minimum).
     Pixel radii from the paper (circle 27 px, and so on) are in working pixels; multiply by
     ``WorkingGrid.pixel_size_mm`` to get mm.
 """
@@ -50,6 +54,9 @@ import SimpleITK as sitk
 from autopaint_app.core.errors import InputError
 from autopaint_app.core.io import Volume
 from autopaint_app.core.presets import CHANNEL_ORDER, MODALITY_CHANNELS, WORKING_SIZE, SitePreset
+
+# The paper's internal lung data: 512 pixels over a 500 mm field of view. Exact in binary.
+REFERENCE_PIXEL_MM = 500.0 / 512
 
 _INTERPOLATORS = {0: sitk.sitkNearestNeighbor, 1: sitk.sitkLinear, 3: sitk.sitkBSpline3}
 
@@ -221,11 +228,15 @@ class WorkingGrid:
 
     @classmethod
     def for_volume(cls, volume: Volume, size: int = WORKING_SIZE) -> "WorkingGrid":
-        """Working grid for ``volume``'s geometry (square pixels, centred FOV, same z sampling)."""
+        """Working grid for ``volume``'s geometry (square pixels, same z sampling; see module doc)."""
         nx, ny, _ = volume.size_xyz
         sx, sy, _ = volume.spacing
-        pixel = max(nx * sx, ny * sy) / size
-        shift = np.array([(nx - 1) / 2 * sx - (size - 1) / 2 * pixel, (ny - 1) / 2 * sy - (size - 1) / 2 * pixel, 0.0])
+        pixel = max(max(nx * sx, ny * sy) / size, min(sx, sy, REFERENCE_PIXEL_MM))
+        if pixel == sx == sy:  # padding: integer offset so both directions are exact copies
+            shift = np.array([-((size - nx) // 2) * sx, -((size - ny) // 2) * sy, 0.0])
+        else:
+            shift = np.array([(nx - 1) / 2 * sx - (size - 1) / 2 * pixel,
+                              (ny - 1) / 2 * sy - (size - 1) / 2 * pixel, 0.0])
         direction = np.asarray(volume.direction, dtype=float).reshape(3, 3)
         origin = tuple(float(v) for v in np.asarray(volume.origin, dtype=float) + direction @ shift)
         return cls(volume.shape, tuple(volume.spacing), tuple(volume.origin), tuple(volume.direction),
@@ -240,6 +251,17 @@ class WorkingGrid:
     def shape(self) -> tuple[int, int, int]:
         """Working array shape ``(z, N, N)``."""
         return (self.case_shape[0], self.size, self.size)
+
+    @property
+    def is_padding(self) -> bool:
+        """True when the case pixels are the working pixels (mapping = pad / crop, bit-exact)."""
+        return self.pixel_size_mm == self.case_spacing[0] == self.case_spacing[1]
+
+    @property
+    def pad_offset(self) -> tuple[int, int]:
+        """Integer offset ``(ox, oy)`` of the case inside the working grid (padding case only)."""
+        _, ny, nx = self.case_shape
+        return ((self.size - nx) // 2, (self.size - ny) // 2)
 
     @property
     def is_identity(self) -> bool:
@@ -258,8 +280,8 @@ class WorkingGrid:
         fills the padding outside the case FOV.
         """
         source = self._case_array(volume)
-        if self.is_identity:
-            array = source.copy() if order == 0 else source.astype(np.float32)
+        if self.is_padding:
+            array = self._pad(source if order == 0 else source.astype(np.float32), default)
         else:
             moving = Volume(source, self.case_spacing, self.case_origin, self.case_direction)
             array = _resample_to_geometry(moving, (self.size, self.size, self.shape[0]), self.spacing, self.origin,
@@ -271,13 +293,23 @@ class WorkingGrid:
         array = working.array if isinstance(working, Volume) else np.asarray(working)
         if array.shape != self.shape:
             raise ValueError(f"working array shape {array.shape} differs from the working grid {self.shape}")
-        if self.is_identity:
-            back = array.copy() if order == 0 else array.astype(np.float32)
+        if self.is_padding:
+            ox, oy = self.pad_offset
+            _, ny, nx = self.case_shape
+            back = array[:, oy:oy + ny, ox:ox + nx].copy()
+            back = back if order == 0 else back.astype(np.float32)
         else:
             moving = Volume(array, self.spacing, self.origin, self.case_direction)
             back = _resample_to_geometry(moving, _size_xyz(self.case_shape), self.case_spacing,
                                          self.case_origin, self.case_direction, order, default)
         return Volume(back, self.case_spacing, self.case_origin, self.case_direction)
+
+    def _pad(self, source: np.ndarray, default: float) -> np.ndarray:
+        ox, oy = self.pad_offset
+        _, ny, nx = self.case_shape
+        padded = np.full(self.shape, default, dtype=source.dtype)
+        padded[:, oy:oy + ny, ox:ox + nx] = source
+        return padded
 
     def _case_array(self, volume: Volume | np.ndarray) -> np.ndarray:
         if isinstance(volume, Volume):

@@ -169,9 +169,9 @@ def test_real_512_ct_is_identity(shared_data):
 def test_256_mask_round_trip_at_twice_the_scale_is_exact():
     rng = np.random.default_rng(3)
     mask = (rng.random((2, 256, 256)) > 0.7).astype(np.uint8)
-    case = Volume(mask, (1.4, 1.4, 3.0), (-180.0, -170.0, 10.0))
+    case = Volume(mask, (2.0, 2.0, 3.0), (-180.0, -170.0, 10.0))
     grid = WorkingGrid.for_volume(case)
-    assert grid.pixel_size_mm == 0.7 and grid.shape == (2, 512, 512)
+    assert grid.pixel_size_mm == 1.0 and grid.shape == (2, 512, 512) and not grid.is_padding
     working = grid.to_working(case, order=0)
     assert working.array.dtype == np.uint8
     # Every case pixel becomes a 2 x 2 block of working pixels.
@@ -188,7 +188,7 @@ def test_anisotropic_300x200_keeps_physical_positions(direction):
     array[1, 37, 211] = 100.0  # (z, y, x)
     case = case.with_array(array)
     grid = WorkingGrid.for_volume(case)
-    assert grid.pixel_size_mm == pytest.approx(300.0 / 512) and grid.shape == (3, 512, 512)
+    assert grid.pixel_size_mm == 500.0 / 512 and grid.shape == (3, 512, 512) and not grid.is_padding
     working = grid.to_working(case, order=0)
     position_mm = case.index_to_physical(np.array([211.0, 37.0, 1.0]))
     # The working pixel containing that position is bright (index from the inverse of index_to_physical).
@@ -205,16 +205,43 @@ def test_anisotropic_300x200_keeps_physical_positions(direction):
     assert np.array_equal(back.array, array)
 
 
-def test_working_grid_centres_fov_and_pads():
-    case = Volume(np.ones((1, 200, 300), np.float32), (1.0, 1.0, 2.0), (0.0, 0.0, 0.0))
+def test_working_grid_centres_fov_when_resampling():
+    case = Volume(np.ones((1, 200, 300), np.float32), (2.0, 2.0, 2.0), (0.0, 0.0, 0.0))
     grid = WorkingGrid.for_volume(case)
+    assert grid.pixel_size_mm == pytest.approx(600.0 / 512) and not grid.is_padding
     working = grid.to_working(case, order=1, default=-5.0)
-    # Field-of-view centres coincide: case (149.5, 99.5) mm, working index (255.5, 255.5).
+    # Field-of-view centres coincide: case (299, 199) mm, working index (255.5, 255.5).
     centre = working.index_to_physical(np.array([255.5, 255.5, 0.0]))
-    np.testing.assert_allclose(centre, [149.5, 99.5, 0.0], atol=1e-9)
-    # y covers 200 of 300 mm: about 512 / 6 rows of padding on each side.
+    np.testing.assert_allclose(centre, [299.0, 199.0, 0.0], atol=1e-9)
+    # y covers 400 of 600 mm: about 512 / 6 rows of padding on each side.
     column = working.array[0, :, 256]
     assert np.all(column[:80] == -5.0) and np.all(column[-80:] == -5.0) and np.all(column[90:-90] == 1.0)
+
+
+@pytest.mark.parametrize("shape_yx", [(202, 198), (143, 161), (77, 300)])
+def test_cropped_case_is_padded_not_stretched_and_round_trips_exactly(shape_yx):
+    """A cropped FOV keeps its native pixels (the paper's pixel radii stay ~1 mm pixels)."""
+    ny, nx = shape_yx
+    case = make_volume((2, ny, nx), (0.9765625, 0.9765625, 3.27), origin=(-50.0, 20.0, 5.0))
+    grid = WorkingGrid.for_volume(case)
+    assert grid.is_padding and grid.pixel_size_mm == 0.9765625 and grid.mm(27) == pytest.approx(26.37, abs=0.01)
+    ox, oy = grid.pad_offset
+    assert (ox, oy) == ((512 - nx) // 2, (512 - ny) // 2)
+    working = grid.to_working(case, order=3, default=0.0)
+    assert np.array_equal(working.array[:, oy:oy + ny, ox:ox + nx], case.array)
+    assert np.count_nonzero(working.array) == np.count_nonzero(case.array)
+    # Working pixel (ox + i, oy + j) is at the same mm position as case voxel (i, j).
+    np.testing.assert_allclose(working.index_to_physical(np.array([ox + 5.0, oy + 7.0, 1.0])),
+                               case.index_to_physical(np.array([5.0, 7.0, 1.0])), atol=1e-9)
+    back = grid.from_working(working, order=3)
+    assert_same_geometry(back, case)
+    assert np.array_equal(back.array, case.array)
+
+
+def test_pet_only_grid_is_upsampled_to_about_a_millimetre():
+    pet = make_volume((2, 144, 144), (4.0, 4.0, 4.0))
+    grid = WorkingGrid.for_volume(pet)
+    assert grid.pixel_size_mm == pytest.approx(576.0 / 512) and not grid.is_padding
 
 
 def test_working_grid_rejects_other_grids():
