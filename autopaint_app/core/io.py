@@ -144,11 +144,11 @@ def read_volume(path: str | os.PathLike, as_float: bool = False, series_uid: str
     if not path.exists():
         raise InputError(path, "file not found")
     if path.is_dir():
-        image = _read_dicom_series(path, series_uid)
-        as_float = True
-    else:
-        image = _read_image_file(path, as_float)
-    return _checked_volume(image, path)
+        image, files = _read_dicom_series(path, series_uid)
+        volume = _checked_volume(image, path)
+        volume.meta.update(_dicom_header_facts(files[0]))
+        return volume
+    return _checked_volume(_read_image_file(path, as_float), path)
 
 
 def _read_image_file(path: Path, as_float: bool) -> sitk.Image:
@@ -165,7 +165,7 @@ def _read_image_file(path: Path, as_float: bool) -> sitk.Image:
         raise InputError(path, f"cannot be read, corrupt or truncated file ({_first_itk_line(exc)})") from None
 
 
-def _read_dicom_series(folder: Path, series_uid: str | None) -> sitk.Image:
+def _read_dicom_series(folder: Path, series_uid: str | None) -> tuple[sitk.Image, list[str]]:
     reader = sitk.ImageSeriesReader()
     series_ids = list(reader.GetGDCMSeriesIDs(str(folder)))
     if not series_ids:
@@ -183,9 +183,21 @@ def _read_dicom_series(folder: Path, series_uid: str | None) -> sitk.Image:
     reader.SetFileNames(files)
     reader.SetOutputPixelType(sitk.sitkFloat32)
     try:
-        return reader.Execute()
+        return reader.Execute(), list(files)
     except RuntimeError as exc:
         raise InputError(folder, f"DICOM series cannot be read ({_first_itk_line(exc)})") from None
+
+
+def _dicom_header_facts(file_name: str) -> dict:
+    """Modality and series facts from one file of a series (for `info` and the GUI header)."""
+    import pydicom  # only DICOM reads need it
+
+    try:
+        header = pydicom.dcmread(file_name, stop_before_pixels=True)
+    except Exception:  # noqa: BLE001 - ITK read the series already; header facts are optional extras
+        return {}
+    keywords = ("Modality", "SeriesDescription", "SeriesInstanceUID", "Units", "Manufacturer")
+    return {key.lower(): str(header.get(key)) for key in keywords if header.get(key) not in (None, "")}
 
 
 def dicom_series_files(folder: str | os.PathLike, series_uid: str | None = None) -> list[str]:

@@ -1,0 +1,90 @@
+"""`autopaint-cli`: everything the app does, headless, for batch work.
+
+Each subcommand gathers arguments and calls one core function; no computation lives here.
+Bad input ends with one line ``error: <file>: <problem>`` on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from autopaint_app.core.errors import InputError
+
+EXIT_BAD_INPUT = 2
+
+
+def _add_overwrite(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--overwrite", action="store_true", help="replace existing output files")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autopaint-cli",
+        description="AutoPaint Studio: unsupervised PET/CT tumour segmentation by self-inpainting.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser("demo", help="run the main job on the embedded demo case")
+    demo.add_argument("--out", type=Path, default=None, help="output folder (default: ./autopaint-demo-output)")
+    _add_overwrite(demo)
+
+    phantom = commands.add_parser("phantom", help="write a synthetic PET-CT phantom case")
+    phantom.add_argument("--site", choices=["lung", "hn"], required=True)
+    phantom.add_argument("--seed", type=int, required=True)
+    phantom.add_argument("--healthy", action="store_true", help="no tumours (training data)")
+    phantom.add_argument("--slices", type=int, default=None, help="number of axial slices (default: site's)")
+    phantom.add_argument("--in-plane", type=int, default=512, help="CT in-plane size in pixels (default 512)")
+    phantom.add_argument("--out", type=Path, required=True, help="output case folder")
+    _add_overwrite(phantom)
+
+    convert = commands.add_parser("convert", help="any supported volume or DICOM folder to NIfTI")
+    convert.add_argument("input", type=Path)
+    convert.add_argument("--out", type=Path, required=True, help="output .nii.gz")
+    convert.add_argument("--suv", action="store_true", help="convert a DICOM PET to body-weight SUV")
+    convert.add_argument("--weight", type=float, default=None, help="patient weight in kg (overrides the tag)")
+    convert.add_argument("--dose", type=float, default=None, help="injected dose in MBq (overrides the tag)")
+    convert.add_argument("--series", default=None, help="DICOM SeriesInstanceUID when a folder holds several")
+    _add_overwrite(convert)
+
+    ooi = commands.add_parser("ooi", help="organ-of-interest mask in the CT geometry")
+    ooi.add_argument("--ct", type=Path, required=True)
+    ooi.add_argument("--pet", type=Path, default=None, help="PET (SUV file or DICOM folder), refines the HN box")
+    ooi.add_argument("--site", choices=["lung", "hn"], required=True)
+    ooi.add_argument("--out", type=Path, required=True)
+    _add_overwrite(ooi)
+
+    check = commands.add_parser("check", help="load and validate every case in folders (geometry, overlap, labels)")
+    check.add_argument("paths", type=Path, nargs="+", help="case folders, cohort folders or dataset roots")
+
+    info = commands.add_parser("info", help="geometry, value range and modality guess as JSON")
+    info.add_argument("path", type=Path, help="volume file, DICOM folder or case folder")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from autopaint_app import commands
+
+    handler = getattr(commands, f"run_{args.command}")
+    try:
+        result = handler(args)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    try:
+        if result is not None:
+            print(json.dumps(result, indent=2))
+    except BrokenPipeError:  # e.g. `| head`: the reader left, nothing more to say
+        sys.stderr.close()
+    failed = isinstance(result, dict) and result.get("failed")
+    return EXIT_BAD_INPUT if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,159 @@
+"""The work behind each `autopaint-cli` subcommand: gather inputs, call core, write outputs.
+
+Each ``run_<command>(args)`` returns a JSON-ready dict (printed by the CLI) and raises
+:class:`~autopaint_app.core.errors.InputError` for anything the user can fix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from autopaint_app.core import baselines, metrics
+from autopaint_app.core.case import case_from_paths, find_cases, load_case
+from autopaint_app.core.describe import describe_volume
+from autopaint_app.core.errors import InputError, OutputExistsError
+from autopaint_app.core.io import Volume, read_volume, write_mask, write_volume
+from autopaint_app.core.ooi import compute_ooi
+from autopaint_app.core.phantom import ensure_demo_case, make_phantom, write_phantom
+from autopaint_app.core.preprocess import resample_pet_to_ct
+
+
+def run_phantom(args) -> dict:
+    phantom = make_phantom(args.site, args.seed, healthy=args.healthy, n_slices=args.slices, in_plane=args.in_plane)
+    out = write_phantom(phantom, args.out, overwrite=args.overwrite)
+    return {"out": str(out), "ct_shape_zyx": list(phantom.ct.shape), "tumours": len(phantom.tumours),
+            "label_voxels": int(np.count_nonzero(phantom.label.array))}
+
+
+def run_convert(args) -> dict:
+    _refuse_existing(args.out, args.overwrite)
+    if args.suv:
+        units = None if args.input.is_dir() else "BQML"
+        case = load_case(case_from_paths(pet=args.input, pet_units=units), pet_suv=True,
+                         weight_kg=args.weight, dose_mbq=args.dose)
+        volume = case.pet
+    else:
+        if args.weight is not None or args.dose is not None:
+            raise InputError(args.input, "--weight/--dose only apply with --suv")
+        volume = read_volume(args.input, series_uid=args.series)
+    write_volume(volume, args.out, overwrite=args.overwrite)
+    result = {"out": str(args.out), **describe_volume(volume)}
+    if "suv" in volume.meta:
+        result["suv_conversion"] = volume.meta["suv"]
+    return result
+
+
+def _pet_on_ct(pet_path: Path | None, ct: Volume | None) -> Volume | None:
+    """PET in SUV (DICOM folders converted from their tags) resampled onto the CT grid."""
+    if pet_path is None:
+        return None
+    case = load_case(case_from_paths(pet=pet_path), pet_suv=True)
+    return case.pet if ct is None else resample_pet_to_ct(case.pet, ct)
+
+
+def run_ooi(args) -> dict:
+    _refuse_existing(args.out, args.overwrite)
+    ct = read_volume(args.ct)
+    mask = compute_ooi(args.site, ct=ct, pet=_pet_on_ct(args.pet, ct))
+    if not mask.any():
+        raise InputError(args.ct, f"no {args.site} organ of interest found in this CT")
+    write_mask(mask, ct, args.out, overwrite=args.overwrite)
+    return {"out": str(args.out), "voxels": int(mask.sum()), "volume_ml": float(mask.sum() * ct.voxel_volume_ml)}
+
+
+def run_info(args) -> dict:
+    path: Path = args.path
+    if not path.exists():
+        raise InputError(path, "file not found")
+    if path.is_dir() and not _holds_dicom(path):
+        cases = find_cases(path)
+        if not cases:
+            raise InputError(path, "no volume, DICOM series or known case layout found in this folder")
+        return {"folder": str(path), "cases": [_case_files_json(c) for c in cases]}
+    return describe_volume(read_volume(path))
+
+
+def run_check(args) -> dict:
+    """Load every case found; one line per problem on stderr, exit 2 when any case fails."""
+    import sys
+
+    report = {"cases": [], "failed": 0}
+    for folder in args.paths:
+        found = find_cases(folder)
+        if not found:
+            raise InputError(folder, "no known case layout found in this folder")
+        for files in found:
+            try:
+                case = load_case(files)
+            except InputError as exc:
+                print(f"error: {exc}", file=sys.stderr)
+                report["cases"].append({"case_id": files.case_id, "ok": False, "error": str(exc)})
+                report["failed"] += 1
+                continue
+            report["cases"].append({"case_id": case.case_id, "ok": True, "layout": files.layout,
+                                    "shape_zyx": list(case.reference.shape), "pet_units": case.pet_units,
+                                    "label_voxels": None if case.label is None else int(case.label.array.sum())})
+    return report
+
+
+def _holds_dicom(folder: Path) -> bool:
+    import SimpleITK as sitk
+
+    return bool(sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)))
+
+
+def _case_files_json(files) -> dict:
+    return {key: (str(value) if isinstance(value, Path) else value) for key, value in vars(files).items()}
+
+
+def run_demo(args) -> dict:
+    """The main job on the embedded demo case (until the pipeline lands: OOI + SUV baselines)."""
+    started = time.perf_counter()
+    case = load_case(ensure_demo_case())
+    out = args.out or Path("autopaint-demo-output") / time.strftime("run-%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    suv = resample_pet_to_ct(case.pet, case.ct)
+    ooi = compute_ooi("lung", ct=case.ct, pet=suv)
+    truth = case.label.array.astype(bool)
+    write_mask(ooi, case.ct, out / "ooi.nii.gz", overwrite=args.overwrite)
+    write_volume(suv, out / "pet_suv_on_ct.nii.gz", overwrite=args.overwrite)
+    scores = {"ooi_tumour_coverage": float((ooi & truth).sum() / max(truth.sum(), 1))}
+    for name, method in baselines.CLI_BASELINES.items():
+        mask = method(suv.array, ooi)
+        write_mask(mask, case.ct, out / f"baseline_{name}.nii.gz", overwrite=args.overwrite)
+        scores[name] = {"dice": metrics.dice(mask, truth), "precision": metrics.precision(mask, truth),
+                        "recall": metrics.recall(mask, truth)}
+    summary = {"case": str(case.files.ct.parent), "out": str(out), "ct_shape_zyx": list(case.ct.shape),
+               "ooi_volume_ml": float(ooi.sum() * case.ct.voxel_volume_ml),
+               "label_volume_ml": float(truth.sum() * case.ct.voxel_volume_ml),
+               "scores": scores, "seconds": round(time.perf_counter() - started, 2),
+               "note": "the autoinpainting segmentation joins this job when the pipeline lands (issue 4)"}
+    write_json(out / "summary.json", summary, overwrite=args.overwrite)
+    return summary
+
+
+def _refuse_existing(path: Path, overwrite: bool) -> None:
+    """Fail before any work is done when the output exists (the write would refuse it anyway)."""
+    if Path(path).exists() and not overwrite:
+        raise OutputExistsError(path)
+
+
+def write_json(path: Path, data: dict, overwrite: bool = False) -> Path:
+    """Write JSON atomically (temporary file + rename), refusing to overwrite unless asked."""
+    path = Path(path)
+    _refuse_existing(path, overwrite)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
