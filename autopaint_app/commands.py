@@ -6,9 +6,6 @@ Each ``run_<command>(args)`` returns a JSON-ready dict (printed by the CLI) and 
 
 from __future__ import annotations
 
-import json
-import os
-import tempfile
 import time
 from pathlib import Path
 
@@ -18,7 +15,7 @@ from autopaint_app.core import baselines, metrics
 from autopaint_app.core.case import case_from_paths, find_cases, load_case
 from autopaint_app.core.describe import describe_volume
 from autopaint_app.core.errors import InputError, OutputExistsError
-from autopaint_app.core.io import Volume, read_volume, write_mask, write_volume
+from autopaint_app.core.io import Volume, read_volume, write_json, write_mask, write_volume
 from autopaint_app.core.ooi import compute_ooi
 from autopaint_app.core.phantom import ensure_demo_case, make_phantom, write_phantom
 from autopaint_app.core.preprocess import resample_pet_to_ct
@@ -134,7 +131,7 @@ def run_demo(args) -> dict:
                "label_volume_ml": float(truth.sum() * case.ct.voxel_volume_ml),
                "scores": scores, "seconds": round(time.perf_counter() - started, 2),
                "note": "the autoinpainting segmentation joins this job when the pipeline lands (issue 4)"}
-    write_json(out / "summary.json", summary, overwrite=args.overwrite)
+    write_json(summary, out / "summary.json", overwrite=args.overwrite)
     return summary
 
 
@@ -142,18 +139,3 @@ def _refuse_existing(path: Path, overwrite: bool) -> None:
     """Fail before any work is done when the output exists (the write would refuse it anyway)."""
     if Path(path).exists() and not overwrite:
         raise OutputExistsError(path)
-
-
-def write_json(path: Path, data: dict, overwrite: bool = False) -> Path:
-    """Write JSON atomically (temporary file + rename), refusing to overwrite unless asked."""
-    path = Path(path)
-    _refuse_existing(path, overwrite)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    return path

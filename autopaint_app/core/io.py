@@ -12,6 +12,7 @@ folder, then ``os.replace``) and refuse to overwrite unless asked.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -251,13 +252,40 @@ def write_volume(volume: Volume, path: str | os.PathLike, overwrite: bool = Fals
     if not path.parent.exists():
         raise InputError(path.parent, "output folder does not exist")
     suffix = "".join(path.suffixes[-2:]) if path.name.endswith(".nii.gz") else path.suffix
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{suffix}", dir=path.parent)
-    os.close(fd)
+    tmp_name = _temporary_beside(path, suffix)
     try:
         sitk.WriteImage(volume.to_sitk(), tmp_name, True)
         os.replace(tmp_name, path)
     except (RuntimeError, OSError) as exc:
         raise InputError(path, f"cannot be written ({exc})") from None
+    finally:
+        if os.path.exists(tmp_name):
+            os.remove(tmp_name)
+    return path
+
+
+def _temporary_beside(path: Path, suffix: str) -> str:
+    """An empty temporary file next to ``path`` with normal permissions (mkstemp makes it 0600)."""
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".tmp{suffix}", dir=path.parent)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_name, 0o666 & ~umask)
+    return tmp_name
+
+
+def write_json(data: dict, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write ``data`` as indented JSON atomically, refusing to overwrite unless asked."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise OutputExistsError(path)
+    tmp_name = _temporary_beside(path, ".json")
+    try:
+        with open(tmp_name, "w", encoding="utf-8") as handle:
+            json.dump(data, handle, indent=2)
+        os.replace(tmp_name, path)
+    except OSError as exc:
+        raise InputError(path, f"cannot be written ({exc.strerror})") from None
     finally:
         if os.path.exists(tmp_name):
             os.remove(tmp_name)

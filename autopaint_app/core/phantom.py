@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import SimpleITK as sitk
 from scipy import ndimage as ndi
 
 from autopaint_app.core.errors import InputError, OutputExistsError
-from autopaint_app.core.io import Volume, write_volume
+from autopaint_app.core.io import Volume, write_json, write_volume
 from autopaint_app.core.phantom_hn import HN_EXTENT_MM, build_hn_anatomy
 from autopaint_app.core.phantom_lung import LUNG_EXTENT_MM, build_lung_anatomy
 from autopaint_app.core.phantom_shapes import Grid, smooth_field
@@ -277,7 +276,7 @@ def write_phantom(phantom: Phantom, out_dir: str | os.PathLike, overwrite: bool 
         raise InputError(out, f"cannot create output folder ({exc.strerror})") from None
     for volume, target in zip((phantom.ct, phantom.pet, phantom.label), targets):
         write_volume(volume, target, overwrite=True)
-    _write_json_atomic(targets[-1], describe(phantom))
+    write_json(describe(phantom), targets[-1], overwrite=True)
     return out
 
 
@@ -286,17 +285,6 @@ def describe(phantom: Phantom) -> dict:
     return {"generator_version": GENERATOR_VERSION, "site": phantom.site, "seed": phantom.seed,
             "ct_shape_zyx": list(phantom.ct.shape), "ct_spacing_xyz": list(phantom.ct.spacing),
             "ct_noise_hu": round(phantom.ct_noise_hu, 3), "tumours": [asdict(t) for t in phantom.tumours]}
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def _demo_folder() -> Path:
