@@ -1,0 +1,230 @@
+"""Inpainting U-Nets of the paper (section 2.3): GConv (the method) and PConv (the baseline).
+
+Both share one topology: ``depth`` encoder blocks (stride-2 hole-aware conv, optional BN, ReLU),
+``depth`` decoder blocks (nearest x2 upsampling, skip connection concatenating the encoder
+features of the same resolution and their mask, hole-aware conv, optional BN, LeakyReLU 0.2) and an
+output layer fed by the last decoder output, the input image with holes and the input mask,
+followed by a sigmoid. GConv-Lap is the GConv network trained with the Laplacian loss term
+(``losses.LossWeights``); it needs no architecture of its own.
+
+Contract (the same as the exported ONNX models): ``image`` (N, C, H, W) float in [0, 1] with
+C = 1 (CT or PET) or 2 (CT, PET); ``mask`` (N, 1, H, W), 1 = known pixel, 0 = hole; output
+(N, C, H, W) in [0, 1], the raw prediction (not composited with the known pixels). H and W must be
+multiples of ``NetworkConfig.size_multiple``. Fully convolutional: one set of weights runs on
+128 px crops and on 512 px slices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from autopaint_app.training.layers import GatedConv2d, PartialConv2d
+
+ARCHITECTURES = ("gconv", "pconv")
+PAPER_WIDTHS = (64, 128, 256, 512, 512, 512, 512, 512)
+# Encoder kernels of Liu et al. (2018), which the paper's U-Net follows; the decoder uses 3x3.
+PAPER_KERNELS = (7, 5, 5, 3, 3, 3, 3, 3)
+COMPACT_WIDTHS = (32, 64, 96, 128, 128)
+DECODER_KERNEL = 3
+LEAKY_SLOPE = 0.2
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """Architecture of an inpainting U-Net. The defaults are the compact CPU configuration.
+
+    Attributes:
+        arch: ``"gconv"`` (gated convolutions) or ``"pconv"`` (partial convolutions).
+        in_channels: Image channels, 1 (CT or PET) or 2 (CT, PET in this order).
+        widths: Output channels of each encoder block, shallow to deep (len == depth).
+        depth: Number of encoder blocks (= decoder blocks); the paper uses 8.
+        kernels: Encoder kernel sizes (len == depth); decoder kernels are 3.
+        use_bn: Batch normalisation in every encoder and decoder block.
+    """
+
+    arch: str = "gconv"
+    in_channels: int = 1
+    widths: tuple[int, ...] = COMPACT_WIDTHS
+    depth: int = len(COMPACT_WIDTHS)
+    kernels: tuple[int, ...] = PAPER_KERNELS[:len(COMPACT_WIDTHS)]
+    use_bn: bool = True
+
+    def __post_init__(self) -> None:
+        if self.arch not in ARCHITECTURES:
+            raise ValueError(f"arch must be one of {ARCHITECTURES}, got {self.arch!r}")
+        if self.in_channels not in (1, 2):
+            raise ValueError(f"in_channels must be 1 or 2, got {self.in_channels}")
+        if self.depth < 1 or len(self.widths) != self.depth or len(self.kernels) != self.depth:
+            raise ValueError(f"widths {self.widths} and kernels {self.kernels} need depth "
+                             f"{self.depth} entries each")
+        if min(self.widths) < 1 or any(k < 1 or k % 2 == 0 for k in self.kernels):
+            raise ValueError("widths must be positive and kernels odd")
+
+    @property
+    def size_multiple(self) -> int:
+        """Input height and width must be multiples of this (2 ** depth)."""
+        return 2 ** self.depth
+
+    @classmethod
+    def paper(cls, arch: str = "gconv", in_channels: int = 1, use_bn: bool = True
+              ) -> NetworkConfig:
+        """The paper's 8-level network (64...512 channels); inputs multiples of 256 px."""
+        return cls(arch, in_channels, PAPER_WIDTHS, len(PAPER_WIDTHS), PAPER_KERNELS, use_bn)
+
+    @classmethod
+    def with_widths(cls, widths: tuple[int, ...], arch: str = "gconv", in_channels: int = 1,
+                    use_bn: bool = True) -> NetworkConfig:
+        """A config of depth ``len(widths)`` with the paper's kernels for those levels."""
+        widths = tuple(widths)
+        kernels = (PAPER_KERNELS + (3,) * len(widths))[:len(widths)]
+        return cls(arch, in_channels, widths, len(widths), kernels, use_bn)
+
+
+class _EncoderBlock(nn.Module):
+    """Stride-2 hole-aware conv, optional BN, ReLU; also returns the block's mask."""
+
+    def __init__(self, arch: str, in_channels: int, out_channels: int, kernel: int,
+                 use_bn: bool) -> None:
+        super().__init__()
+        self.arch = arch
+        self.kernel = kernel
+        if arch == "gconv":
+            self.conv = GatedConv2d(in_channels, out_channels, kernel, 2, nn.ReLU(), use_bn)
+        else:
+            self.conv = PartialConv2d(in_channels, out_channels, kernel, 2)
+            self.bn = nn.BatchNorm2d(out_channels) if use_bn else nn.Identity()
+            self.activation = nn.ReLU()
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.arch == "gconv":
+            # GConv learns its own soft mask; the binary mask handed to the skip connection is the
+            # PConv rule (known if the window saw a known pixel), i.e. a max-pool of the mask.
+            new_mask = F.max_pool2d(mask, self.kernel, 2, self.kernel // 2)
+            return self.conv(x), new_mask
+        out, new_mask = self.conv(x, mask)
+        return self.activation(self.bn(out)), new_mask
+
+
+class _DecoderBlock(nn.Module):
+    """Nearest x2 upsampling, concat skip features + skip mask, hole-aware conv, BN, LeakyReLU."""
+
+    def __init__(self, arch: str, up_channels: int, skip_channels: int, out_channels: int,
+                 use_bn: bool) -> None:
+        super().__init__()
+        self.arch = arch
+        self.has_skip = skip_channels > 0
+        if arch == "gconv":
+            in_channels = up_channels + (skip_channels + 1 if self.has_skip else 0)
+            self.conv = GatedConv2d(in_channels, out_channels, DECODER_KERNEL, 1,
+                                    nn.LeakyReLU(LEAKY_SLOPE), use_bn)
+        else:
+            groups = (up_channels, skip_channels) if self.has_skip else (up_channels,)
+            self.conv = PartialConv2d(sum(groups), out_channels, DECODER_KERNEL, 1, groups)
+            self.bn = nn.BatchNorm2d(out_channels) if use_bn else nn.Identity()
+            self.activation = nn.LeakyReLU(LEAKY_SLOPE)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor, skip: torch.Tensor | None,
+                skip_mask: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+        x = F.interpolate(x, scale_factor=2.0, mode="nearest")
+        mask = F.interpolate(mask, scale_factor=2.0, mode="nearest")
+        if self.arch == "gconv":
+            if self.has_skip:
+                x = torch.cat([x, skip, skip_mask], dim=1)
+            return self.conv(x), mask
+        if self.has_skip:
+            x, mask = torch.cat([x, skip], dim=1), torch.cat([mask, skip_mask], dim=1)
+        out, new_mask = self.conv(x, mask)
+        return self.activation(self.bn(out)), new_mask
+
+
+class InpaintingUNet(nn.Module):
+    """GConv or PConv inpainting U-Net (see the module docstring for the contract)."""
+
+    def __init__(self, config: NetworkConfig) -> None:
+        super().__init__()
+        self.config = config
+        c, widths = config.in_channels, config.widths
+        first_in = c + 1 if config.arch == "gconv" else c  # GConv sees the mask as a channel
+        self.encoder = nn.ModuleList(
+            _EncoderBlock(config.arch, w_in, w_out, k, config.use_bn)
+            for w_in, w_out, k in zip((first_in,) + widths[:-1], widths, config.kernels))
+        # Decoder block j upsamples to the resolution of encoder level depth - 2 - j; the last
+        # block reaches full resolution, where the output layer supplies the input image instead.
+        skips = tuple(reversed(widths[:-1])) + (0,)
+        ups = (widths[-1],) + tuple(reversed(widths[:-1]))
+        outs = tuple(reversed(widths[:-1])) + (widths[0],)
+        self.decoder = nn.ModuleList(
+            _DecoderBlock(config.arch, u, s, o, config.use_bn) for u, s, o in zip(ups, skips, outs))
+        if config.arch == "gconv":
+            self.head = nn.Conv2d(widths[0] + c + 1, c, DECODER_KERNEL, 1, DECODER_KERNEL // 2)
+        else:
+            self.head = PartialConv2d(widths[0] + c, c, DECODER_KERNEL, 1, (widths[0], c))
+        self._encoder_bn_frozen = False
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """image: (N, C, H, W) in [0, 1]; mask: (N, 1, H, W) 1 = known -> (N, C, H, W) in [0, 1]."""
+        self._check_input(image, mask)
+        known = image * mask  # the network never sees the pixels under the holes
+        x = torch.cat([known, mask], dim=1) if self.config.arch == "gconv" else known
+        features, masks = [], []
+        m = mask
+        for block in self.encoder:
+            x, m = block(x, m)
+            features.append(x)
+            masks.append(m)
+        for j, block in enumerate(self.decoder):
+            level = self.config.depth - 2 - j
+            skip = (features[level], masks[level]) if level >= 0 else (None, None)
+            x, m = block(x, m, *skip)
+        if self.config.arch == "gconv":
+            out = self.head(torch.cat([x, known, mask], dim=1))
+        else:
+            out, _ = self.head(torch.cat([x, known], dim=1), torch.cat([m, mask], dim=1))
+        return torch.sigmoid(out)
+
+    def _check_input(self, image: torch.Tensor, mask: torch.Tensor) -> None:
+        # Skipped while tracing for export: the symbolic sizes would otherwise become guards.
+        if torch.compiler.is_compiling():
+            return
+        n, c, h, w = image.shape
+        step = self.config.size_multiple
+        if c != self.config.in_channels or tuple(mask.shape) != (n, 1, h, w):
+            raise ValueError(f"expected image (N, {self.config.in_channels}, H, W) and mask "
+                             f"(N, 1, H, W), got {tuple(image.shape)} and {tuple(mask.shape)}")
+        if h % step or w % step:
+            raise ValueError(f"image height and width must be multiples of {step}, got {h}x{w}")
+
+    def set_encoder_bn_frozen(self, frozen: bool) -> None:
+        """Phase 2 of the paper: encoder BN uses its running statistics (decoder BN still learns).
+
+        The encoder BN layers stay in eval mode across later ``train()`` calls until unfrozen;
+        their affine parameters keep training, as in Liu et al.'s fine-tuning.
+        """
+        self._encoder_bn_frozen = frozen
+        self.train(self.training)
+
+    @property
+    def encoder_bn_frozen(self) -> bool:
+        return self._encoder_bn_frozen
+
+    def train(self, mode: bool = True) -> InpaintingUNet:
+        super().train(mode)
+        if self._encoder_bn_frozen:
+            for module in self.encoder.modules():
+                if isinstance(module, nn.BatchNorm2d):
+                    module.eval()
+        return self
+
+
+def build_network(config: NetworkConfig | None = None) -> InpaintingUNet:
+    """Build the U-Net described by ``config`` (default: compact GConv, 1 channel)."""
+    return InpaintingUNet(config if config is not None else NetworkConfig())
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters of ``model``; BN running statistics are not counted."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
