@@ -17,12 +17,18 @@ from autopaint_app.core.describe import describe_volume
 from autopaint_app.core.errors import InputError, OutputExistsError
 from autopaint_app.core.io import Volume, read_volume, write_json, write_mask, write_volume
 from autopaint_app.core.ooi import compute_ooi
-from autopaint_app.core.phantom import ensure_demo_case, make_phantom, write_phantom
+from autopaint_app.core.phantom import PHANTOM_FILES, ensure_demo_case, make_phantom, write_phantom
 from autopaint_app.core.preprocess import resample_pet_to_ct
 
 
 def run_phantom(args) -> dict:
-    phantom = make_phantom(args.site, args.seed, healthy=args.healthy, n_slices=args.slices, in_plane=args.in_plane)
+    for name in (*PHANTOM_FILES, "phantom.json"):  # refuse before the (slow at 512 px) generation, not after it
+        _refuse_existing(args.out / name, args.overwrite)
+    try:
+        phantom = make_phantom(args.site, args.seed, healthy=args.healthy, n_slices=args.slices,
+                               in_plane=args.in_plane)
+    except ValueError as exc:  # bad --seed / --slices / --in-plane: a user error, not a traceback
+        raise InputError("phantom options", str(exc)) from None
     out = write_phantom(phantom, args.out, overwrite=args.overwrite)
     return {"out": str(out), "ct_shape_zyx": list(phantom.ct.shape), "tumours": len(phantom.tumours),
             "label_voxels": int(np.count_nonzero(phantom.label.array))}
@@ -30,9 +36,12 @@ def run_phantom(args) -> dict:
 
 def run_convert(args) -> dict:
     _refuse_existing(args.out, args.overwrite)
-    if args.suv:
-        units = None if args.input.is_dir() else "BQML"
-        case = load_case(case_from_paths(pet=args.input, pet_units=units), pet_suv=True,
+    if args.suv and args.input.is_dir():
+        from autopaint_app.core.suv import read_pet_suv  # imported late: SUV needs pydicom
+
+        volume = read_pet_suv(args.input, weight_kg=args.weight, dose_mbq=args.dose, series_uid=args.series)
+    elif args.suv:
+        case = load_case(case_from_paths(pet=args.input, pet_units="BQML"), pet_suv=True,
                          weight_kg=args.weight, dose_mbq=args.dose)
         volume = case.pet
     else:
@@ -112,9 +121,16 @@ def _case_files_json(files) -> dict:
 def run_demo(args) -> dict:
     """The main job on the embedded demo case (until the pipeline lands: OOI + SUV baselines)."""
     started = time.perf_counter()
-    case = load_case(ensure_demo_case())
     out = args.out or Path("autopaint-demo-output") / time.strftime("run-%Y%m%d-%H%M%S")
-    out.mkdir(parents=True, exist_ok=True)
+    outputs = ["ooi.nii.gz", "pet_suv_on_ct.nii.gz", *(f"baseline_{n}.nii.gz" for n in baselines.CLI_BASELINES),
+               "summary.json"]
+    for name in outputs:  # refuse before the work, and before any file of a previous run is replaced
+        _refuse_existing(out / name, args.overwrite)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(out, f"cannot create output folder ({exc.strerror})") from None
+    case = load_case(ensure_demo_case())
     suv = resample_pet_to_ct(case.pet, case.ct)
     ooi = compute_ooi("lung", ct=case.ct, pet=suv)
     truth = case.label.array.astype(bool)
