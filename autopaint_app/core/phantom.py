@@ -39,7 +39,7 @@ from autopaint_app.core.phantom_tumours import (HN_KINDS, LUNG_KINDS, TumourSpec
 __all__ = ["Phantom", "TumourSpec", "make_phantom", "write_phantom", "ensure_demo_case", "TISSUE_NAMES",
            "Tissue", "LUNG_KINDS", "HN_KINDS", "PHANTOM_FILES"]
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 SITES = {"lung": (1, LUNG_EXTENT_MM, -420.0, build_lung_anatomy), "hn": (2, HN_EXTENT_MM, -120.0, build_hn_anatomy)}
 FIELD_OF_VIEW_MM = 500.0
 DEFAULT_SLICE_MM = 3.0

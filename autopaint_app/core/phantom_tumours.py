@@ -27,7 +27,7 @@ LUNG_KINDS = ("lung-parenchymal", "juxta-mediastinal", "juxta-pleural", "node")
 HN_KINDS = ("oropharynx", "node")
 
 # kind: (smallest, largest) nominal radius in mm
-_RADIUS_MM = {"lung-parenchymal": (7.0, 30.0), "juxta-mediastinal": (10.0, 35.0), "juxta-pleural": (8.0, 30.0),
+_RADIUS_MM = {"lung-parenchymal": (7.0, 40.0), "juxta-mediastinal": (10.0, 40.0), "juxta-pleural": (8.0, 30.0),
               "node": (7.0, 15.0), "oropharynx": (10.0, 24.0)}
 
 
