@@ -59,6 +59,16 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check", help="load and validate every case in folders (geometry, overlap, labels)")
     check.add_argument("paths", type=Path, nargs="+", help="case folders, cohort folders or dataset roots")
 
+    train = commands.add_parser("train", help="train an inpainting network (JSON lines on stdout; needs torch)")
+    train.add_argument("--config", type=Path, required=True, help="run.json")
+    train.add_argument("--resume", action="store_true", help="continue from the run's latest checkpoint")
+
+    export = commands.add_parser("export", help="training checkpoint to ONNX + model card (needs torch)")
+    export.add_argument("--checkpoint", type=Path, required=True, help="best.pt or latest.pt of a run")
+    export.add_argument("--out", type=Path, required=True, help="models/<site>_<modality>_<arch>.onnx")
+    export.add_argument("--val-set", type=Path, default=None, help="the run's val_set.npz (default: beside checkpoints/)")
+    _add_overwrite(export)
+
     info = commands.add_parser("info", help="geometry, value range and modality guess as JSON")
     info.add_argument("path", type=Path, help="volume file, DICOM folder or case folder")
     return parser

@@ -151,6 +151,33 @@ def run_demo(args) -> dict:
     return summary
 
 
+def _require_torch() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("torch") is None or importlib.util.find_spec("onnxscript") is None:
+        raise InputError(None, "training and export need torch and onnxscript: pip install -e '.[train]'")
+
+
+def run_train(args) -> None:
+    """Train from run.json; progress goes to stdout as JSON lines, so nothing is returned to print."""
+    _require_torch()
+    from autopaint_app.training.train import run_from_args  # torch stays out of the headless CLI import
+
+    run_from_args(args.config, args.resume)
+    return None
+
+
+def run_export(args) -> dict:
+    """Checkpoint -> ONNX + card; returns a summary of the card."""
+    _require_torch()
+    from autopaint_app.training.export import export_checkpoint  # torch stays out of the headless CLI import
+
+    card = export_checkpoint(args.checkpoint, args.out, overwrite=args.overwrite, val_set=args.val_set)
+    return {"out": str(args.out), "card": str(Path(args.out).with_suffix(".json")), "params": card["params"],
+            "onnx_parity_max_abs": card["onnx_parity_max_abs"], "validation": {
+                key: card["validation"].get(key) for key in ("crops", "model", "biharmonic")}}
+
+
 def _refuse_existing(path: Path, overwrite: bool) -> None:
     """Fail before any work is done when the output exists (the write would refuse it anyway)."""
     if Path(path).exists() and not overwrite:

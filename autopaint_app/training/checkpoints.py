@@ -1,0 +1,88 @@
+"""Training checkpoints: atomic saves, ``weights_only=True`` loads, network config round trip.
+
+A checkpoint is a dict of tensors and plain Python containers only (so ``torch.load(...,
+weights_only=True)`` can read it without running pickled code):
+
+- ``format``: ``CHECKPOINT_FORMAT``;
+- ``model``, ``optimizer``: state dicts;
+- ``network``: ``NetworkConfig`` as a dict (``network_to_dict``);
+- ``run_config``: ``RunConfig.to_dict()``; ``command``: the command line that started the run;
+- ``epoch`` (epochs fully done), ``step_in_epoch`` (steps done in the next one), ``global_step``,
+  ``phase`` (1 or 2);
+- ``torch_rng`` (ByteTensor), ``numpy_rng`` (the sampler's bit-generator state as JSON text);
+- ``best`` (``{"metric", "value", "epoch"}``), ``history`` (per-epoch dicts of floats),
+  ``split`` (``{"train": [...], "val": [...]}`` patient ids), ``cases`` (per-case summaries),
+  ``wall_time_s`` (training seconds so far, over all sessions), ``vgg_weights`` (source),
+  ``biharmonic`` (baseline metrics on the validation set), ``val_metrics`` (this checkpoint's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from autopaint_app.core.errors import InputError
+from autopaint_app.training.networks import NetworkConfig
+
+CHECKPOINT_FORMAT = "autopaint-train-1"
+
+
+def network_to_dict(config: NetworkConfig) -> dict:
+    return {"arch": config.arch, "in_channels": config.in_channels, "widths": list(config.widths),
+            "depth": config.depth, "kernels": list(config.kernels), "use_bn": config.use_bn}
+
+
+def network_from_dict(data: dict) -> NetworkConfig:
+    return NetworkConfig(data["arch"], int(data["in_channels"]), tuple(data["widths"]), int(data["depth"]),
+                         tuple(data["kernels"]), bool(data["use_bn"]))
+
+
+def rng_state_text(rng: np.random.Generator) -> str:
+    """The generator's full state as JSON text (PCG64's 128-bit ints survive as JSON ints)."""
+    return json.dumps(rng.bit_generator.state)
+
+
+def restore_rng(text: str) -> np.random.Generator:
+    state = json.loads(text)
+    bit_generator = getattr(np.random, state["bit_generator"])()
+    bit_generator.state = state
+    return np.random.Generator(bit_generator)
+
+
+def save_checkpoint(state: dict, path: str | os.PathLike) -> Path:
+    """Write ``state`` to ``path`` atomically (temporary file beside it, then ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.save(state, temporary)
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide the run from other users
+        os.replace(temporary, path)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """Read a checkpoint with ``weights_only=True``.
+
+    Raises:
+        InputError: missing, unreadable or not an AutoPaint training checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "checkpoint not found")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # a corrupt or foreign file is a user-input problem
+        raise InputError(path, f"not a readable checkpoint ({error})") from None
+    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+        raise InputError(path, f"not an AutoPaint training checkpoint (format {CHECKPOINT_FORMAT})")
+    return state

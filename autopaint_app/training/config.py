@@ -1,0 +1,192 @@
+"""A training run's settings (``run.json``): a frozen, validated dataclass with the paper's defaults.
+
+``run.json`` example::
+
+    {"cases": ["/data/lung_1", {"path": "/data/lung_2", "healthy": true, "patient_id": "P2"}],
+     "site": "lung", "modality": "petct", "arch": "gconv_lap", "size": "compact",
+     "train_crop": 128, "batch_size": 8, "epochs_phase1": 150, "epochs_phase2": 150,
+     "out_dir": "/work/runs/lung_petct_gconv_lap"}
+
+A case entry is a folder path (it may hold several cases, see ``core.case.find_cases``) or a dict
+with ``path``, optional ``healthy`` (the folder's cases have no label but are known to be tumour
+free) and optional ``patient_id`` (cases sharing it always land on the same side of the split).
+Relative paths are resolved against the folder of ``run.json``. Nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from autopaint_app.core.errors import InputError
+from autopaint_app.core.presets import MODALITY_CHANNELS, PRESETS
+
+ARCHS = ("gconv_lap", "gconv", "pconv")
+SIZES = ("compact", "paper")
+
+
+@dataclass(frozen=True)
+class CaseEntry:
+    """One entry of ``cases``: a folder, whether it is known tumour-free, an optional patient id."""
+
+    path: str
+    healthy: bool = False
+    patient_id: str | None = None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Settings of one training run (defaults: the paper, on a compact network).
+
+    Attributes:
+        cases: Case folders (``CaseEntry``).
+        out_dir: Where checkpoints, logs and the validation set go.
+        site: ``"lung"`` or ``"hn"`` (windows and organ of interest).
+        modality: ``"ct"``, ``"pet"`` or ``"petct"`` (channels ``("ct", "pet")``).
+        arch: ``"gconv_lap"`` (GConv + Laplacian term), ``"gconv"`` or ``"pconv"``.
+        size: ``"compact"`` (CPU default) or ``"paper"`` (64...512 channels, 8 levels).
+        widths: Explicit encoder widths (overrides ``size``; used by tests for tiny nets).
+        train_crop: Side of the square training crops on the working grid, pixels.
+        batch_size: Crops per step.
+        epochs_phase1, epochs_phase2: Epochs with all BN on (lr1), then encoder BN frozen (lr2).
+        lr1, lr2: Adam learning rates of the two phases.
+        steps_per_epoch: Cap on steps per epoch; default one pass (train slices / batch).
+        seed: Seeds the split, crops, holes and the network initialisation.
+        val_fraction: Share of patients held out for validation (at least one when >= 2).
+        val_crops: Size of the fixed validation set (crops with fixed holes).
+        max_slices_per_case: Healthy slices kept per case (evenly spaced) to bound memory.
+        restrict_to_ooi: Keep only slices meeting the organ of interest; crops centred in it.
+        tumour_margin_mm: Slices within this distance (z) of a tumour are excluded too.
+        vgg_weights: torchvision VGG16 state dict (ImageNet); default hub cache, else seeded random.
+        vgg_downsample: Average-pool before VGG (1 = paper; 2 makes the loss ~4x cheaper on CPU).
+        threads: torch intra-op threads.
+        export: Export the best checkpoint to ``out_dir`` as ONNX + card at the end of the run.
+    """
+
+    cases: tuple[CaseEntry, ...]
+    out_dir: str
+    site: str = "lung"
+    modality: str = "petct"
+    arch: str = "gconv_lap"
+    size: str = "compact"
+    widths: tuple[int, ...] | None = None
+    train_crop: int = 128
+    batch_size: int = 8
+    epochs_phase1: int = 150
+    epochs_phase2: int = 150
+    lr1: float = 1e-4
+    lr2: float = 5e-5
+    steps_per_epoch: int | None = None
+    seed: int = 0
+    val_fraction: float = 0.2
+    val_crops: int = 32
+    max_slices_per_case: int = 80
+    restrict_to_ooi: bool = True
+    tumour_margin_mm: float = 6.0
+    vgg_weights: str | None = None
+    vgg_downsample: int = 1
+    threads: int = 2
+    export: bool = True
+    extra: dict = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        problems = []
+        if not self.cases:
+            problems.append("'cases' lists no case folder")
+        if self.site not in PRESETS:
+            problems.append(f"site must be one of {sorted(PRESETS)}, got {self.site!r}")
+        if self.modality not in MODALITY_CHANNELS:
+            problems.append(f"modality must be one of {sorted(MODALITY_CHANNELS)}, got {self.modality!r}")
+        if self.arch not in ARCHS:
+            problems.append(f"arch must be one of {ARCHS}, got {self.arch!r}")
+        if self.size not in SIZES:
+            problems.append(f"size must be one of {SIZES}, got {self.size!r}")
+        positive = {"train_crop": self.train_crop, "batch_size": self.batch_size, "threads": self.threads,
+                    "val_crops": self.val_crops, "max_slices_per_case": self.max_slices_per_case,
+                    "vgg_downsample": self.vgg_downsample, "lr1": self.lr1, "lr2": self.lr2}
+        problems += [f"{name} must be positive, got {value}" for name, value in positive.items() if value <= 0]
+        if self.epochs_phase1 < 0 or self.epochs_phase2 < 0 or self.epochs_phase1 + self.epochs_phase2 < 1:
+            problems.append("epochs_phase1 and epochs_phase2 must be >= 0 with at least one epoch")
+        if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
+            problems.append(f"steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
+        if not 0.0 < self.val_fraction < 1.0:
+            problems.append(f"val_fraction must be in (0, 1), got {self.val_fraction}")
+        if problems:
+            raise InputError(self.extra.get("config_path"), "; ".join(problems))
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """Channel names in network order, e.g. ``("ct", "pet")``."""
+        return MODALITY_CHANNELS[self.modality]
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs_phase1 + self.epochs_phase2
+
+    @property
+    def model_name(self) -> str:
+        """``<site>_<modality>_<arch>``, the models/ file stem."""
+        return f"{self.site}_{self.modality}_{self.arch}"
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (round-trips through ``from_dict``)."""
+        data = asdict(self)
+        data.pop("extra")
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict, base_dir: Path | None = None, source: str | None = None) -> RunConfig:
+        """Build from a parsed ``run.json``; unknown keys and bad values raise InputError."""
+        known = {f.name for f in fields(cls)} - {"extra"}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InputError(source, f"unknown run.json keys: {', '.join(unknown)}")
+        missing = [key for key in ("cases", "out_dir") if key not in data]
+        if missing:
+            raise InputError(source, f"run.json needs {' and '.join(missing)}")
+        values = dict(data)
+        values["cases"] = tuple(_case_entry(item, base_dir, source) for item in data["cases"])
+        values["out_dir"] = str(_resolve(data["out_dir"], base_dir))
+        if values.get("vgg_weights") is not None:
+            values["vgg_weights"] = str(_resolve(values["vgg_weights"], base_dir))
+        if values.get("widths") is not None:
+            values["widths"] = tuple(int(w) for w in values["widths"])
+        try:
+            return cls(**values, extra={"config_path": source})
+        except TypeError as error:
+            raise InputError(source, f"bad run.json value ({error})") from None
+
+
+def _resolve(path: str, base_dir: Path | None) -> Path:
+    path = Path(os.path.expanduser(str(path)))
+    return path if path.is_absolute() or base_dir is None else (base_dir / path).resolve()
+
+
+def _case_entry(item, base_dir: Path | None, source: str | None) -> CaseEntry:
+    if isinstance(item, str):
+        return CaseEntry(str(_resolve(item, base_dir)))
+    if isinstance(item, dict) and "path" in item and set(item) <= {"path", "healthy", "patient_id"}:
+        return CaseEntry(str(_resolve(item["path"], base_dir)), bool(item.get("healthy", False)),
+                         item.get("patient_id"))
+    raise InputError(source, f"a case entry must be a folder path or {{'path', 'healthy', 'patient_id'}}, "
+                             f"got {item!r}")
+
+
+def load_run_config(path: str | os.PathLike) -> RunConfig:
+    """Read and validate ``run.json``.
+
+    Raises:
+        InputError: missing/unreadable file, invalid JSON, unknown keys or bad values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(path, "run config not found")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise InputError(path, f"not a readable JSON file ({error})") from None
+    if not isinstance(data, dict):
+        raise InputError(path, "run config must be a JSON object")
+    return RunConfig.from_dict(data, base_dir=path.parent.resolve(), source=str(path))

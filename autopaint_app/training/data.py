@@ -1,0 +1,310 @@
+"""Training data: healthy axial slices of case folders, patient-wise split, random and fixed crops.
+
+For each case (``core.case``): PET onto the CT grid, windows of the site preset, [0, 1], channels
+in ``MODALITY_CHANNELS[modality]`` order (``("ct", "pet")``), all on the 512 x 512 working grid
+(``core.preprocess.prepare_case``; ~1 mm pixels, so the paper's pixel sizes mean the same thing
+for every case). Slices that meet the tumour label (or lie within ``tumour_margin_mm`` of it in
+z, which keeps the PET blur of a lesion out too) are excluded; a case without a label is used only
+when its folder is flagged healthy. Optionally only slices meeting the organ of interest are kept,
+and crops are then centred in it most of the time: that is where the network must know anatomy.
+
+Kept slices are cached as float16 ``(n, C, N, N)`` arrays (0.5 MB per channel and slice), at most
+``max_slices`` (evenly spaced) per case, so memory stays bounded. Crop centres are drawn from
+coarse ``CELL x CELL``-pixel maps of the body and of the organ of interest, never from empty air.
+Arrays are numpy ``(C, y, x)`` per slice; nothing here imports torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from autopaint_app.core.case import find_cases, load_case
+from autopaint_app.core.errors import InputError
+from autopaint_app.core.ooi import compute_ooi
+from autopaint_app.core.preprocess import ct_to_unit, pet_to_unit, prepare_case
+from autopaint_app.core.presets import MODALITY_CHANNELS, get_preset
+from autopaint_app.training.config import CaseEntry
+from autopaint_app.training.masks import batch_masks
+
+logger = logging.getLogger(__name__)
+
+CELL = 8  # pixels per side of the coarse body / OOI maps crop centres are drawn from
+OOI_CENTRE_PROBABILITY = 0.75  # else anywhere in the body (context around the organ)
+BODY_CT_HU = -320.0  # lung parenchyma and air below; the body is filled in per slice
+BODY_SUV = 0.1
+
+
+@dataclass(frozen=True, eq=False)
+class CaseSlices:
+    """The healthy slices kept from one case.
+
+    Attributes:
+        case_id: Case name (``core.case``).
+        patient_id: Split key (cases of one patient never straddle the split).
+        slice_indices: int (n,), z index of each kept slice in the case.
+        images: float16 (n, C, N, N) in [0, 1] on the working grid, channels in modality order.
+        body_cells: bool (n, N / CELL, N / CELL), coarse body map per slice.
+        ooi_cells: bool (n, N / CELL, N / CELL), coarse organ-of-interest map, or None.
+        n_slices: Slices in the case.
+        n_tumour_excluded: Slices excluded for meeting (or being near) the tumour label.
+    """
+
+    case_id: str
+    patient_id: str
+    slice_indices: np.ndarray
+    images: np.ndarray
+    body_cells: np.ndarray
+    ooi_cells: np.ndarray | None
+    n_slices: int
+    n_tumour_excluded: int
+
+    def summary(self) -> dict:
+        return {"case_id": self.case_id, "patient_id": self.patient_id, "slices": self.n_slices,
+                "tumour_excluded": self.n_tumour_excluded, "kept": len(self.slice_indices)}
+
+
+def healthy_slice_mask(label: np.ndarray | None, n_slices: int, slice_mm: float, margin_mm: float = 0.0,
+                       flagged_healthy: bool = False) -> np.ndarray | None:
+    """Which axial slices are tumour free.
+
+    Args:
+        label: uint8/bool (z, y, x), 1 = tumour; None when the case has no label.
+        n_slices: Number of axial slices z.
+        slice_mm: Slice spacing (z) in mm.
+        margin_mm: Slices whose centre lies within this z distance of a tumour slice go too.
+        flagged_healthy: The user declared the case tumour free (used when ``label`` is None).
+
+    Returns:
+        bool (z,), or None when there is no label and the case is not flagged healthy.
+    """
+    if label is None:
+        return np.ones(n_slices, dtype=bool) if flagged_healthy else None
+    tumour = np.asarray(label).reshape(label.shape[0], -1).any(axis=1)
+    reach = int(math.floor(margin_mm / slice_mm)) if slice_mm > 0 else 0
+    if reach > 0 and tumour.any():
+        tumour = ndi.binary_dilation(tumour, iterations=reach)
+    return ~tumour
+
+
+def _even_subset(indices: np.ndarray, limit: int) -> np.ndarray:
+    """At most ``limit`` of ``indices``, evenly spaced (first and last kept)."""
+    if len(indices) <= limit:
+        return indices
+    picks = np.unique(np.round(np.linspace(0, len(indices) - 1, limit)).astype(int))
+    return indices[picks]
+
+
+def _coarse(mask: np.ndarray) -> np.ndarray:
+    """(n, N, N) bool -> (n, N / CELL, N / CELL): a cell is on when any of its pixels is."""
+    n, h, w = mask.shape
+    return mask.reshape(n, h // CELL, CELL, w // CELL, CELL).any(axis=(2, 4))
+
+
+def _body_cells(images: np.ndarray, channels: tuple[str, ...], site: str) -> np.ndarray:
+    """Coarse body map from the unit-range slices (n, C, N, N): tissue above air, holes filled."""
+    preset = get_preset(site)
+    limits = {"ct": float(ct_to_unit(np.array(BODY_CT_HU), preset)),
+              "pet": float(pet_to_unit(np.array(BODY_SUV), preset))}
+    n, _, h, w = images.shape
+    cells = np.zeros((n, h // CELL, w // CELL), dtype=bool)
+    for c, name in enumerate(channels):
+        mean = images[:, c].astype(np.float32).reshape(n, h // CELL, CELL, w // CELL, CELL).mean(axis=(2, 4))
+        cells |= mean > limits[name]
+    return np.stack([ndi.binary_fill_holes(cell) for cell in cells])
+
+
+def load_case_slices(entry: CaseEntry, files, site: str, modality: str, restrict_to_ooi: bool = True,
+                     tumour_margin_mm: float = 6.0, max_slices: int = 80) -> CaseSlices | None:
+    """Load one case and keep its healthy slices on the working grid (see the module docstring).
+
+    Args:
+        entry: The ``run.json`` entry the case came from (healthy flag, patient id).
+        files: ``core.case.CaseFiles`` of the case.
+        site, modality: Preset (windows, OOI) and channels.
+        restrict_to_ooi: Keep only slices meeting the organ of interest (when one is found).
+        tumour_margin_mm: z margin around tumour slices also excluded.
+        max_slices: At most this many slices kept, evenly spaced.
+
+    Returns:
+        The kept slices, or None (logged) when the case cannot serve: a channel the modality needs
+        is missing, no label without the healthy flag, or no healthy slice left.
+
+    Raises:
+        InputError: unreadable case, or a PET that cannot be brought to SUV.
+    """
+    case = load_case(files)
+    needed = MODALITY_CHANNELS[modality]
+    have = {"ct": case.ct is not None, "pet": case.pet is not None}
+    if not all(have[name] for name in needed):
+        missing = [name.upper() for name in needed if not have[name]]
+        logger.warning("case %s skipped: modality %s needs %s, the case has none", case.case_id, modality,
+                       " and ".join(missing))
+        return None
+    if "pet" in needed and case.pet_units != "SUV":
+        raise InputError(files.pet, f"PET is in {case.pet_units}, not SUV; convert it (autopaint-cli convert --suv)")
+    reference = case.reference
+    label = None if case.label is None else case.label.array
+    healthy = healthy_slice_mask(label, reference.shape[0], float(reference.spacing[2]), tumour_margin_mm,
+                                 entry.healthy)
+    if healthy is None:
+        logger.warning("case %s skipped: no tumour label and its folder is not flagged healthy", case.case_id)
+        return None
+    if label is None:
+        logger.info("case %s has no tumour label; folder flagged healthy: every slice is used", case.case_id)
+    prepared = prepare_case(case.ct, case.pet, get_preset(site), modality)
+    ooi_cells = None
+    candidates = np.flatnonzero(healthy)
+    if restrict_to_ooi:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            ooi = compute_ooi(site, ct=prepared.ct_hu, pet=prepared.suv)
+        for warning in caught:
+            logger.warning("case %s: %s", case.case_id, warning.message)
+        if ooi.any():
+            ooi_working = prepared.grid.to_working(ooi.astype(np.uint8), order=0).array.astype(bool)
+            candidates = candidates[ooi_working[candidates].any(axis=(1, 2))]
+            ooi_cells = ooi_working
+        else:
+            logger.warning("case %s: no organ of interest found; all healthy slices kept", case.case_id)
+    kept = _even_subset(candidates, max_slices)
+    if kept.size == 0:
+        logger.warning("case %s skipped: no healthy slice left", case.case_id)
+        return None
+    images = prepared.channels[kept].astype(np.float16)
+    if ooi_cells is not None:
+        ooi_cells = _coarse(ooi_cells[kept])
+    n_excluded = int((~healthy).sum())
+    result = CaseSlices(case.case_id, entry.patient_id or case.case_id, kept, images,
+                        _body_cells(images, needed, site), ooi_cells, reference.shape[0], n_excluded)
+    logger.info("case %s: %d slices, %d excluded near tumour, %d kept", case.case_id, reference.shape[0],
+                n_excluded, kept.size)
+    return result
+
+
+def load_slices(entries: Sequence[CaseEntry], site: str, modality: str, restrict_to_ooi: bool = True,
+                tumour_margin_mm: float = 6.0, max_slices: int = 80) -> list[CaseSlices]:
+    """Healthy slices of every case in every entry's folder (cases that cannot serve are logged).
+
+    Raises:
+        InputError: a folder holds no case, two cases share an id, or no case is usable.
+    """
+    found, seen = [], {}
+    for entry in entries:
+        cases = find_cases(entry.path)
+        if not cases:
+            raise InputError(entry.path, "no PET/CT case found in this folder")
+        for files in cases:
+            key = files.case_id if entry.patient_id is None else f"{entry.patient_id}/{files.case_id}"
+            if key in seen:
+                raise InputError(entry.path, f"case id {files.case_id!r} also in {seen[key]}; ids must be unique")
+            seen[key] = entry.path
+            slices = load_case_slices(entry, files, site, modality, restrict_to_ooi, tumour_margin_mm, max_slices)
+            if slices is not None:
+                found.append(slices)
+    if not found:
+        raise InputError(entries[0].path if entries else None, "no usable healthy slice in any case")
+    return found
+
+
+def split_patients(patient_ids: Sequence[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+    """Deterministic patient-wise split: (train ids, validation ids), both sorted, disjoint.
+
+    At least one patient goes to each side.
+
+    Raises:
+        InputError: fewer than two distinct patients.
+    """
+    unique = sorted(set(patient_ids))
+    if len(unique) < 2:
+        raise InputError(None, f"a patient-wise split needs at least 2 patients, got {unique}")
+    order = np.random.default_rng([seed, 2024]).permutation(len(unique))
+    n_val = min(len(unique) - 1, max(1, round(val_fraction * len(unique))))
+    val = sorted(unique[i] for i in order[:n_val])
+    return sorted(set(unique) - set(val)), val
+
+
+def _crop_at(image: np.ndarray, cells: np.ndarray, crop: int, rng: np.random.Generator) -> np.ndarray:
+    """A (C, crop, crop) window of ``image`` (C, N, N) centred in a random on-cell of ``cells``."""
+    _, h, w = image.shape
+    if crop > min(h, w):
+        raise ValueError(f"crop {crop} exceeds the slice size {h}x{w}")
+    on = np.flatnonzero(cells)
+    cell = int(rng.choice(on)) if on.size else int(rng.integers(cells.size))
+    row, col = np.unravel_index(cell, cells.shape)
+    cy, cx = row * CELL + rng.integers(CELL), col * CELL + rng.integers(CELL)
+    top = int(np.clip(cy - crop // 2, 0, h - crop))
+    left = int(np.clip(cx - crop // 2, 0, w - crop))
+    return image[:, top:top + crop, left:left + crop]
+
+
+def sample_crop(case: CaseSlices, index: int, crop: int, rng: np.random.Generator) -> np.ndarray:
+    """One float32 (C, crop, crop) crop of slice ``index``, centred in the OOI (mostly) or body."""
+    use_ooi = case.ooi_cells is not None and case.ooi_cells[index].any() and rng.random() < OOI_CENTRE_PROBABILITY
+    cells = case.ooi_cells[index] if use_ooi else case.body_cells[index]
+    return _crop_at(case.images[index], cells, crop, rng).astype(np.float32)
+
+
+class CropSampler:
+    """Random training crops, every kept slice equally likely.
+
+    Args:
+        cases: Training cases.
+        crop: Crop side in pixels.
+    """
+
+    def __init__(self, cases: Sequence[CaseSlices], crop: int) -> None:
+        if not cases:
+            raise InputError(None, "no training case")
+        self.cases = list(cases)
+        self.crop = crop
+        self._ends = np.cumsum([len(c.slice_indices) for c in self.cases])
+
+    @property
+    def n_slices(self) -> int:
+        return int(self._ends[-1])
+
+    def batch(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(images float32 (n, C, crop, crop) in [0, 1], masks float32 (n, 1, crop, crop), 1 = known)."""
+        picks = rng.integers(self.n_slices, size=n)
+        crops = []
+        for pick in picks:
+            case_index = int(np.searchsorted(self._ends, pick, side="right"))
+            start = self._ends[case_index - 1] if case_index else 0
+            crops.append(sample_crop(self.cases[case_index], int(pick - start), self.crop, rng))
+        return np.stack(crops), batch_masks(n, self.crop, rng)
+
+
+@dataclass(frozen=True, eq=False)
+class ValidationSet:
+    """Fixed validation crops and holes (seeded), so metrics compare across epochs and models.
+
+    Attributes:
+        images: float32 (n, C, crop, crop) in [0, 1].
+        masks: float32 (n, 1, crop, crop), 1 = known, 0 = hole.
+        sources: (case_id, slice z index) of each crop.
+    """
+
+    images: np.ndarray
+    masks: np.ndarray
+    sources: tuple[tuple[str, int], ...]
+
+
+def fixed_validation_set(cases: Sequence[CaseSlices], n: int, crop: int, seed: int) -> ValidationSet:
+    """``n`` crops cycling over the validation cases (each patient weighs the same), fixed holes."""
+    if not cases:
+        raise InputError(None, "no validation case")
+    rng = np.random.default_rng([seed, 7])
+    images, sources = [], []
+    for i in range(n):
+        case = cases[i % len(cases)]
+        index = int(rng.integers(len(case.slice_indices)))
+        images.append(sample_crop(case, index, crop, rng))
+        sources.append((case.case_id, int(case.slice_indices[index])))
+    return ValidationSet(np.stack(images), batch_masks(n, crop, rng), tuple(sources))
