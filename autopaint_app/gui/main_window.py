@@ -1,0 +1,306 @@
+"""The main window: viewers in the middle, case/display/layers on the left, lesions below.
+
+Opening (file dialog, drop, recent list, demo) and every slow step run in the JobRunner's worker
+thread; failures arrive as ``job_failed`` and are shown as a dialog naming the file and problem.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
+                               QPushButton, QScrollArea, QVBoxLayout, QWidget)
+
+from autopaint_app.core.errors import InputError
+from autopaint_app.core.phantom import ensure_demo_case
+from autopaint_app.gui import file_actions
+from autopaint_app.gui.case_jobs import LoadedCase, open_case_steps, recompute_ooi_steps
+from autopaint_app.gui.panels import CaseHeader, DisplayPanel, LayersPanel, LesionPanel
+from autopaint_app.gui.state import AppState
+from autopaint_app.gui.viewers import OrthoViewer
+from autopaint_app.gui.workers import JobRunner
+
+APP_TITLE = "AutoPaint Studio"
+SITES = {"lung": "Lung", "hn": "Head and neck"}
+
+
+class MainWindow(QMainWindow):
+    """AutoPaint Studio's window.
+
+    Args:
+        state: the application state (a fresh one by default).
+        settings: where recent cases are kept (default: the user's QSettings for the app).
+    """
+
+    def __init__(self, state: AppState | None = None, settings: QSettings | None = None):
+        super().__init__()
+        self.state = state or AppState(self)
+        self.settings = settings or QSettings("AutoPaint", APP_TITLE)
+        self.runner = JobRunner(self)
+        self.setWindowTitle(APP_TITLE)
+        self.setAcceptDrops(True)
+        self.resize(1500, 950)
+        self.viewer = OrthoViewer(self.state)
+        self.setCentralWidget(self.viewer)
+        self._build_docks()
+        self._build_status_bar()
+        self._build_actions()
+        self._connect()
+        self._update_enabled()
+
+    # ------------------------------------------------------------------ construction
+    def _build_docks(self) -> None:
+        self.case_header = CaseHeader(self.state)
+        self.display_panel = DisplayPanel(self.state)
+        self.layers_panel = LayersPanel(self.state)
+        side = QWidget()
+        column = QVBoxLayout(side)
+        for panel in (self.case_header, self.display_panel, self.layers_panel):
+            column.addWidget(panel)
+        column.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(side)
+        scroll.setWidgetResizable(True)
+        scroll.setMinimumWidth(340)
+        left = QDockWidget("Case and display", self)
+        left.setObjectName("case_dock")
+        left.setWidget(scroll)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, left)
+        self.lesion_panel = LesionPanel(self.state)
+        bottom = QDockWidget("Lesions", self)
+        bottom.setObjectName("lesion_dock")
+        bottom.setWidget(self.lesion_panel)
+        self.addDockWidget(Qt.DockWidgetArea.BottomDockWidgetArea, bottom)
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.resizeDocks([bottom], [240], Qt.Orientation.Vertical)
+
+    def _build_status_bar(self) -> None:
+        self.readout = QLabel("")
+        self.job_label = QLabel("")
+        self.progress = QProgressBar()
+        self.progress.setMaximumWidth(220)
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.clicked.connect(self.runner.cancel)
+        bar = self.statusBar()
+        bar.addWidget(self.readout, 1)
+        bar.addPermanentWidget(self.job_label)
+        bar.addPermanentWidget(self.progress)
+        bar.addPermanentWidget(self.cancel_button)
+        self.progress.hide()
+        self.cancel_button.hide()
+
+    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        action.triggered.connect(slot)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setStatusTip(tip)
+        return action
+
+    def _build_actions(self) -> None:
+        self.open_files_action = self._action("Open files…", self.choose_files, QKeySequence.StandardKey.Open,
+                                              "CT, PET and optional label/OOI files (or one DICOM folder)")
+        self.open_folder_action = self._action("Open case folder…", self.choose_folder, "Ctrl+Shift+O")
+        self.demo_action = self._action("Demo case", self.open_demo, "Ctrl+D", "the embedded lung PET-CT phantom")
+        self.load_mask_action = self._action("Load result mask…", self.choose_mask)
+        self.baseline_action = self._action("Baseline: SUV ≥ 2.5", self.run_baseline, "Ctrl+B",
+                                            "SUV ≥ 2.5 inside the organ of interest as the result mask")
+        self.export_action = self._action("Export mask and table…", self.choose_export_folder, "Ctrl+E")
+        self.screenshot_action = self._action("Save screenshot…", self.choose_screenshot_path, "Ctrl+Shift+S")
+        self.quit_action = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
+        menu = self.menuBar().addMenu("&File")
+        for action in (self.open_files_action, self.open_folder_action, self.demo_action):
+            menu.addAction(action)
+        self.recent_menu = menu.addMenu("Open recent")
+        menu.addSeparator()
+        for action in (self.load_mask_action, self.export_action, self.screenshot_action):
+            menu.addAction(action)
+        menu.addSeparator()
+        menu.addAction(self.quit_action)
+        segment = self.menuBar().addMenu("&Segment")
+        segment.addAction(self.baseline_action)
+        site_menu = segment.addMenu("Organ of interest")
+        self.site_actions = QActionGroup(self)
+        for site, title in SITES.items():
+            action = QAction(title, self, checkable=True)
+            action.setData(site)
+            action.triggered.connect(lambda _=False, site=site: self.change_site(site))
+            self.site_actions.addAction(action)
+            site_menu.addAction(action)
+        toolbar = self.addToolBar("Main")
+        toolbar.setObjectName("main_toolbar")
+        for action in (self.open_files_action, self.open_folder_action, self.demo_action, self.baseline_action,
+                       self.export_action, self.screenshot_action):
+            toolbar.addAction(action)
+        self._rebuild_recent_menu()
+
+    def _connect(self) -> None:
+        for view in self.viewer.views.values():
+            view.hovered.connect(self._on_voxel_hovered)
+            view.left.connect(lambda: self.readout.setText(""))
+        self.runner.job_started.connect(self._on_job_started)
+        self.runner.progress_changed.connect(self._on_progress_changed)
+        self.runner.job_failed.connect(self._on_job_failed)
+        self.runner.job_cancelled.connect(lambda name: self.statusBar().showMessage(f"{name} cancelled", 5000))
+        self.runner.job_finished.connect(self._on_job_finished)
+        self.state.case_loaded.connect(self._on_case_loaded)
+        self.state.mask_changed.connect(self._update_enabled)
+
+    # ------------------------------------------------------------------ opening cases
+    def open_source(self, source: str | os.PathLike | list) -> None:
+        """Open a case folder, one file or several files in the worker (errors become dialogs)."""
+        paths = [str(p) for p in (source if isinstance(source, (list, tuple)) else [source])]
+        self._pending_source = paths
+        self.runner.run("Opening case", open_case_steps, paths if len(paths) > 1 else paths[0],
+                        on_result=self._on_case_opened)
+
+    def open_demo(self) -> None:
+        """Open the embedded demo case (made on first use)."""
+        try:
+            folder = ensure_demo_case()
+        except (InputError, OSError) as exc:
+            QMessageBox.critical(self, "Demo case unavailable", str(exc))
+            return
+        self.open_source(folder)
+
+    def choose_files(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Open CT, PET, label and OOI files", "",
+                                                "Volumes (*.nii *.nii.gz *.nrrd *.nhdr *.mha *.mhd);;All files (*)")
+        if files:
+            self.open_source(files)
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open a case folder or a DICOM series folder")
+        if folder:
+            self.open_source(folder)
+
+    def _on_case_opened(self, loaded: LoadedCase) -> None:
+        self.state.set_loaded_case(loaded)
+        file_actions.remember_source(self.settings, getattr(self, "_pending_source", []) or [])
+        self._rebuild_recent_menu()
+        for note in loaded.notes:
+            self.statusBar().showMessage(note, 8000)
+
+    def _rebuild_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        sources = file_actions.recent_sources(self.settings)
+        for source in sources:
+            action = self.recent_menu.addAction(file_actions.source_title(source))
+            action.triggered.connect(lambda _=False, source=source: self.open_source(source))
+        self.recent_menu.setEnabled(bool(sources))
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt override
+        if event.mimeData().hasUrls():
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 - Qt override
+        paths = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if paths:
+            event.acceptProposedAction()
+            self.open_source(paths)
+
+    # ------------------------------------------------------------------ organ of interest, masks
+    def change_site(self, site: str) -> None:
+        """Recompute the automatic organ of interest for ``site`` in the worker."""
+        if self.state.loaded is None or site == self.state.loaded.site and self.state.loaded.ooi is not None:
+            return
+        self.runner.run("Organ of interest", recompute_ooi_steps, self.state.loaded, site,
+                        on_result=self.state.set_ooi)
+
+    def run_baseline(self) -> None:
+        """Result mask = SUV ≥ 2.5 inside the organ of interest (core.baselines.suv_threshold)."""
+        try:
+            mask = self.state.baseline_mask()
+        except ValueError as exc:
+            QMessageBox.warning(self, "Baseline unavailable", str(exc))
+            return
+        self.state.set_mask(mask, "Baseline: SUV ≥ 2.5")
+
+    def choose_mask(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Load a result mask on the CT grid", "",
+                                              "Volumes (*.nii *.nii.gz *.nrrd *.mha);;All files (*)")
+        if path and self.state.loaded is not None:
+            self.runner.run("Loading mask", file_actions.read_mask_steps, path, self.state.loaded.reference,
+                            on_result=lambda mask: self.state.set_mask(mask, f"Mask: {Path(path).name}"))
+
+    # ------------------------------------------------------------------ export and screenshot
+    def choose_export_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Export the accepted lesions and the lesion table to")
+        if folder:
+            self.export_to(folder)
+
+    def export_to(self, folder: str | os.PathLike) -> dict[str, Path] | None:
+        """Export accepted lesions (NIfTI, CT grid) and the lesion table (CSV); asks before replacing."""
+        written = file_actions.export_case_review(self, self.state, folder)
+        if written:
+            self.statusBar().showMessage("Exported " + ", ".join(p.name for p in written.values()), 8000)
+        return written
+
+    def choose_screenshot_path(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save a screenshot of the views", "autopaint_view.png",
+                                              "PNG image (*.png)")
+        if path:
+            self.save_screenshot(path if path.lower().endswith(".png") else path + ".png")
+
+    def save_screenshot(self, path: str | os.PathLike) -> Path | None:
+        """The three views as PNG; asks before replacing a file."""
+        path = Path(path)
+        if not file_actions.confirm_overwrite(self, [path]):
+            return None
+        try:
+            written = file_actions.save_png(self.viewer.grab(), path, overwrite=True)
+        except InputError as exc:
+            QMessageBox.critical(self, "Screenshot failed", str(exc))
+            return None
+        self.statusBar().showMessage(f"Saved {written}", 8000)
+        return written
+
+    # ------------------------------------------------------------------ slots
+    def _on_case_loaded(self) -> None:
+        loaded = self.state.loaded
+        self.setWindowTitle(f"{APP_TITLE} — {loaded.case.case_id}")
+        for action in self.site_actions.actions():
+            action.setChecked(action.data() == loaded.site)
+        self._update_enabled()
+
+    def _on_voxel_hovered(self, z: int, y: int, x: int) -> None:
+        self.readout.setText(self.state.voxel_readout(z, y, x))
+
+    def _on_job_started(self, name: str) -> None:
+        self.job_label.setText(name)
+        self.progress.setRange(0, 0)
+        self.progress.show()
+        self.cancel_button.show()
+
+    def _on_progress_changed(self, done: int, total: int, message: str, eta_s: float) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+        eta = "" if eta_s != eta_s else f" — about {eta_s:.0f} s left"  # NaN: no estimate yet
+        self.job_label.setText(message + eta)
+
+    def _on_job_failed(self, name: str, exc: Exception) -> None:
+        text = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+        QMessageBox.critical(self, f"{name} failed", text)
+
+    def _on_job_finished(self, name: str, seconds: float) -> None:
+        if not self.runner.is_busy:
+            self.progress.hide()
+            self.cancel_button.hide()
+            self.job_label.setText(f"{name}: {seconds:.1f} s")
+
+    def _update_enabled(self) -> None:
+        has_case = self.state.loaded is not None
+        self.baseline_action.setEnabled(has_case and self.state.has_suv)
+        self.load_mask_action.setEnabled(has_case)
+        self.export_action.setEnabled(self.state.mask is not None)
+        self.screenshot_action.setEnabled(has_case)
+        for action in self.site_actions.actions():
+            action.setEnabled(has_case)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.runner.cancel()
+        self.runner.wait_idle(3000)
+        super().closeEvent(event)

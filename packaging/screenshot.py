@@ -1,0 +1,104 @@
+"""Render the main window with the demo case and its overlays to a PNG on a real X server.
+
+    python packaging/screenshot.py [--out resources/screenshots/main_window.png] [--overwrite]
+
+Uses the xcb platform (not offscreen) so fonts, styles and OpenGL-free painting are those a user
+sees. When ``DISPLAY`` is unset it starts ``Xvfb :99`` itself and stops it afterwards (Debian
+packages: xvfb libxcb-icccm4 libxcb-keysyms1 libxcb-cursor0 libxkbcommon-x11-0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OUT = REPO / "resources" / "screenshots" / "main_window.png"
+WINDOW_SIZE = (1600, 1000)
+
+
+def start_xvfb(display: str = ":99") -> subprocess.Popen | None:
+    """Start Xvfb on ``display`` unless an X server is already reachable; returns the process or None."""
+    if os.environ.get("DISPLAY"):
+        return None
+    if shutil.which("Xvfb") is None:
+        sys.exit("error: DISPLAY is unset and Xvfb is not installed (apt-get install xvfb)")
+    process = subprocess.Popen(["Xvfb", display, "-screen", "0", "1920x1200x24", "-nolisten", "tcp"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    socket = Path(f"/tmp/.X11-unix/X{display.lstrip(':')}")
+    for _ in range(100):  # wait up to 5 s for the server socket
+        if socket.exists():
+            break
+        time.sleep(0.05)
+    os.environ["DISPLAY"] = display
+    return process
+
+
+def render(out: Path, overwrite: bool) -> Path:
+    """Open the demo case, run the SUV baseline, centre on the largest lesion, save the window."""
+    os.environ["QT_QPA_PLATFORM"] = "xcb"
+    from autopaint_app.gui.app import configure_pyqtgraph
+
+    configure_pyqtgraph()
+    from PySide6.QtCore import QEventLoop, QSettings, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from autopaint_app.gui.file_actions import save_png
+    from autopaint_app.gui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([])
+    settings = QSettings(str(out.parent / ".screenshot_settings.ini"), QSettings.Format.IniFormat)
+    window = MainWindow(settings=settings)
+    window.resize(*WINDOW_SIZE)
+    window.show()
+    loop = QEventLoop()
+    window.state.case_loaded.connect(loop.quit)
+    window.runner.job_failed.connect(lambda name, exc: (print(f"error: {exc}", file=sys.stderr), loop.quit()))
+    QTimer.singleShot(60000, loop.quit)
+    window.open_demo()
+    loop.exec()
+    if window.state.loaded is None:
+        sys.exit("error: the demo case did not open")
+    window.run_baseline()
+    state = window.state
+    largest = max(state.lesions, key=lambda lesion: lesion.volume_ml)
+    state.jump_to_lesion(largest.label)
+    window.display_panel.ct_preset.setCurrentText("Lung")
+    state.set_fusion(0.35)
+    window.lesion_panel.table.selectRow(0)
+    window.viewer["axial"].hovered.emit(*state.position)  # the read-out a hovering mouse would show
+    window.runner.wait_idle(5000)
+    for _ in range(20):  # let layouts and paints settle
+        app.processEvents()
+        time.sleep(0.02)
+    written = save_png(window.grab(), out, overwrite=overwrite)
+    settings_file = Path(settings.fileName())
+    window.close()
+    settings_file.unlink(missing_ok=True)
+    return written
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--overwrite", action="store_true")
+    args = parser.parse_args(argv)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    xvfb = start_xvfb()
+    try:
+        path = render(args.out, args.overwrite)
+    finally:
+        if xvfb is not None:
+            xvfb.terminate()
+            xvfb.wait(10)
+    print(f"{path} ({path.stat().st_size // 1024} KB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
