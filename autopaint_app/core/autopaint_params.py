@@ -1,0 +1,160 @@
+"""Parameters of the autoinpainting pipeline (paper section 2.5): a frozen, validated dataclass.
+
+Pixel quantities are in working-grid pixels (``core.preprocess.WorkingGrid``, ~0.98 mm), as in the
+paper. Defaults come from the site preset (lung: circle radius 27, stride 15, minimum tumour radius
+7; head and neck: 15, 8, 4; dilation widths 7..15; top-k 3); the rest are this implementation's
+choices, each documented where it is used:
+
+* ``outlier_k`` — :func:`autopaint_app.core.autopaint_scores.select_outliers`;
+* ``min_intensity_difference`` — same function (absolute floor);
+* ``dilation_tolerance`` — :func:`autopaint_app.core.autopaint_scores.choose_mask`;
+* ``size_level``, ``threshold`` — :mod:`autopaint_app.core.autopaint_result`;
+* ``feature_sigmas_px`` — :func:`autopaint_app.core.autopaint_scores.texture_map`;
+* crop sizes — :meth:`PipelineParams.circle_crop_size`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields, replace
+
+from autopaint_app.core.presets import SitePreset
+
+SCHEMA_VERSION = 1
+MODES = ("fast", "reference")
+TEXTURES = ("gaussian-derivatives", "none")
+
+
+def round_up(value: float, multiple: int) -> int:
+    """Smallest multiple of ``multiple`` that is >= ``value``."""
+    return int(math.ceil(value / multiple)) * multiple
+
+
+@dataclass(frozen=True)
+class PipelineParams:
+    """Everything the pipeline decides with.
+
+    Attributes:
+        circle_radius_px: sliding-circle radius ``r`` (pixels).
+        circle_stride_px: distance ``s`` between circle centres (pixels); ``r >= s / sqrt(2)`` so the
+            circles cover every OOI pixel.
+        min_tumour_radius_px: a slice keeps its inpainting only when the largest connected
+            component of its residual (at ``size_level``) is at least a digital disk of this radius.
+        dilation_widths_px: structuring-element widths (odd, increasing) of the dilated union masks.
+        top_k: at most this many candidate circles per slice.
+        mode: ``"fast"`` (local crops, batched) or ``"reference"`` (whole slice, one circle per pass).
+        threshold: default residual threshold of the final mask (``residual > threshold``).
+        size_level: residual level at which connected components are measured for the minimum-size
+            criterion (independent of ``threshold``, so the paper's threshold sweep sees one fixed
+            residual volume).
+        outlier_k: a circle is an outlier when its score exceeds the slice's median by more than
+            ``outlier_k`` robust standard deviations (1.4826 x MAD).
+        min_intensity_difference: circles whose mean |input - inpainted| is below this (unit
+            intensity) are never candidates.
+        dilation_tolerance: the next larger mask is taken when the change it adds per added pixel
+            exceeds this multiple of the slice's healthy change per pixel (the median circle score).
+        texture: ``"gaussian-derivatives"`` (intensity + texture score) or ``"none"`` (intensity only).
+        feature_sigmas_px: scales of the Gaussian-derivative filter bank (pixels).
+        batch_size: crops per predictor call in fast mode.
+        crop_size_px: side of the square crop around a circle in fast mode; None = the rule of
+            :meth:`circle_crop_size`.
+        schema_version: version of this parameter set when saved.
+    """
+
+    circle_radius_px: int = 27
+    circle_stride_px: int = 15
+    min_tumour_radius_px: float = 7.0
+    dilation_widths_px: tuple[int, ...] = (7, 9, 11, 13, 15)
+    top_k: int = 3
+    mode: str = "fast"
+    threshold: float = 0.1
+    size_level: float = 0.1
+    outlier_k: float = 3.0
+    min_intensity_difference: float = 0.01
+    dilation_tolerance: float = 2.0
+    texture: str = "gaussian-derivatives"
+    feature_sigmas_px: tuple[float, ...] = (1.0, 2.0, 4.0)
+    batch_size: int = 8
+    crop_size_px: int | None = None
+    schema_version: int = SCHEMA_VERSION
+
+    def __post_init__(self):
+        problems = []
+        r, s = self.circle_radius_px, self.circle_stride_px
+        if not (isinstance(r, int) and 2 <= r <= 128):
+            problems.append(f"circle_radius_px must be an integer in [2, 128], got {r!r}")
+        elif not (isinstance(s, int) and 1 <= s and r >= s / math.sqrt(2)):
+            problems.append(f"circle_stride_px must be an integer in [1, radius * sqrt(2)] so that circles "
+                            f"cover the OOI, got {s!r} for radius {r}")
+        if not 0 <= self.min_tumour_radius_px <= 128:
+            problems.append(f"min_tumour_radius_px must be in [0, 128], got {self.min_tumour_radius_px}")
+        widths = tuple(self.dilation_widths_px)
+        if any(w < 1 or w % 2 == 0 for w in widths) or list(widths) != sorted(set(widths)):
+            problems.append(f"dilation_widths_px must be odd, positive and increasing, got {widths}")
+        if not 1 <= self.top_k <= 50:
+            problems.append(f"top_k must be in [1, 50], got {self.top_k}")
+        if self.mode not in MODES:
+            problems.append(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        for name in ("threshold", "size_level", "min_intensity_difference"):
+            if not 0 <= getattr(self, name) < 1:
+                problems.append(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0 < self.outlier_k <= 20:
+            problems.append(f"outlier_k must be in (0, 20], got {self.outlier_k}")
+        if not 0 < self.dilation_tolerance <= 100:
+            problems.append(f"dilation_tolerance must be in (0, 100], got {self.dilation_tolerance}")
+        if self.texture not in TEXTURES:
+            problems.append(f"texture must be one of {', '.join(TEXTURES)}, got {self.texture!r}")
+        if not self.feature_sigmas_px or any(not 0.5 <= sigma <= 16 for sigma in self.feature_sigmas_px):
+            problems.append(f"feature_sigmas_px must be non-empty, each in [0.5, 16], got {self.feature_sigmas_px}")
+        if not 1 <= self.batch_size <= 1024:
+            problems.append(f"batch_size must be in [1, 1024], got {self.batch_size}")
+        if self.crop_size_px is not None and not 2 * r + 1 <= self.crop_size_px <= 4096:
+            problems.append(f"crop_size_px must hold the circle (>= {2 * r + 1}), got {self.crop_size_px}")
+        if problems:
+            raise ValueError("invalid pipeline parameters: " + "; ".join(problems))
+        object.__setattr__(self, "dilation_widths_px", widths)
+        object.__setattr__(self, "feature_sigmas_px", tuple(float(v) for v in self.feature_sigmas_px))
+
+    @classmethod
+    def from_preset(cls, preset: SitePreset, **overrides) -> "PipelineParams":
+        """The paper's values for a site (radius, stride, minimum radius, widths, top-k) + overrides."""
+        values = dict(circle_radius_px=preset.circle_radius_px, circle_stride_px=preset.circle_stride_px,
+                      min_tumour_radius_px=float(preset.min_tumour_radius_px),
+                      dilation_widths_px=tuple(preset.dilation_widths_px), top_k=preset.top_k)
+        values.update(overrides)
+        return cls(**values)
+
+    def with_changes(self, **changes) -> "PipelineParams":
+        """A validated copy with some fields changed."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        """JSON-ready dict (tuples as lists)."""
+        return {f.name: list(v) if isinstance(v := getattr(self, f.name), tuple) else v for f in fields(self)}
+
+    @property
+    def reach_px(self) -> float:
+        """A centre is kept when it lies within this distance of the OOI: half the stride cell's diagonal."""
+        return self.circle_stride_px / math.sqrt(2)
+
+    @property
+    def dilation_radii_px(self) -> tuple[int, ...]:
+        """Radii of the disk structuring elements: width ``w`` -> radius ``(w - 1) / 2``."""
+        return tuple((w - 1) // 2 for w in self.dilation_widths_px)
+
+    def circle_crop_size(self, size_multiple: int = 32) -> int:
+        """Side of the square fast-mode crop around one circle (pixels).
+
+        Rule: ``4 r`` rounded up to the network's size multiple (lung r = 27 -> 128, head and neck
+        r = 15 -> 64). The circle's diameter is then half the crop's side: the network sees at least
+        ``r`` pixels of real context on every side (the circle fills ~20 % of the crop, close to the
+        25-30 % hole coverage it was trained on), and 128 is the training crop of the lung models.
+        """
+        if self.crop_size_px is not None:
+            return round_up(self.crop_size_px, size_multiple)
+        return round_up(4 * self.circle_radius_px, size_multiple)
+
+    @property
+    def mask_margin_px(self) -> int:
+        """Context kept around a union/dilated mask's bounding box in fast mode: the circle radius."""
+        return self.circle_radius_px
