@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from autopaint_app.core.errors import InputError
-from autopaint_app.core.io import VOLUME_SUFFIXES, Volume, read_volume
+from autopaint_app.core.io import VOLUME_SUFFIXES, Volume, check_same_grid, grid_differences, read_volume  # noqa: F401 (re-exported)
 
 # Rules for turning a stored label into the binary target.
 MERGE_NONZERO = "nonzero"  # every value > 0 is tumour
@@ -392,33 +392,3 @@ def check_overlap(ct: Volume, pet: Volume) -> None:
     if fraction < MIN_OVERLAP_FRACTION:
         raise InputError(pet.source, f"does not overlap the CT physically: only {fraction:.1%} of the smaller "
                                      f"field of view is shared ({ranges(2)})")
-
-
-def grid_differences(volume: Volume, reference: Volume) -> list[str]:
-    """Which of size, spacing, origin, direction differ, each as ``"what a vs b"`` (x, y, z order).
-
-    Tolerances are those of :meth:`Volume.same_grid`: NIfTI stores geometry as float32, so a grid
-    that went through NIfTI may differ from the original by ~1e-6 mm.
-    """
-    differences = []
-    if volume.size_xyz != reference.size_xyz:
-        differences.append(f"size {_fmt(volume.size_xyz)} vs {_fmt(reference.size_xyz)}")
-    if not np.allclose(volume.spacing, reference.spacing, atol=1e-6, rtol=1e-6):
-        differences.append(f"spacing {_fmt(volume.spacing)} vs {_fmt(reference.spacing)} mm")
-    if not np.allclose(volume.origin, reference.origin, atol=1e-3):
-        differences.append(f"origin {_fmt(volume.origin)} vs {_fmt(reference.origin)} mm")
-    if not np.allclose(volume.direction, reference.direction, atol=1e-6):
-        differences.append(f"direction {_fmt(volume.direction)} vs {_fmt(reference.direction)}")
-    return differences
-
-
-def check_same_grid(volume: Volume, reference: Volume, reference_name: str = "CT") -> None:
-    """Raise InputError naming ``volume``'s file unless it lies on the reference grid."""
-    differences = grid_differences(volume, reference)
-    if differences:
-        raise InputError(volume.source, f"geometry does not match the {reference_name} grid "
-                                        f"({'; '.join(differences)}; this file vs {reference_name})")
-
-
-def _fmt(values) -> str:
-    return "(" + ", ".join(f"{v:g}" for v in values) + ")"

@@ -302,3 +302,33 @@ def write_like(array: np.ndarray, reference: Volume, path: str | os.PathLike, ov
 def write_mask(mask: np.ndarray, reference: Volume, path: str | os.PathLike, overwrite: bool = False) -> Path:
     """Write a binary or label mask as uint8 on the reference grid (geometry copied exactly)."""
     return write_like(np.asarray(mask).astype(np.uint8), reference, path, overwrite)
+
+
+def grid_differences(volume: Volume, reference: Volume) -> list[str]:
+    """Which of size, spacing, origin, direction differ, each as ``"what a vs b"`` (x, y, z order).
+
+    Tolerances are those of :meth:`Volume.same_grid`: NIfTI stores geometry as float32, so a grid
+    that went through NIfTI may differ from the original by ~1e-6 mm.
+    """
+    differences = []
+    if volume.size_xyz != reference.size_xyz:
+        differences.append(f"size {_fmt(volume.size_xyz)} vs {_fmt(reference.size_xyz)}")
+    if not np.allclose(volume.spacing, reference.spacing, atol=1e-6, rtol=1e-6):
+        differences.append(f"spacing {_fmt(volume.spacing)} vs {_fmt(reference.spacing)} mm")
+    if not np.allclose(volume.origin, reference.origin, atol=1e-3):
+        differences.append(f"origin {_fmt(volume.origin)} vs {_fmt(reference.origin)} mm")
+    if not np.allclose(volume.direction, reference.direction, atol=1e-6):
+        differences.append(f"direction {_fmt(volume.direction)} vs {_fmt(reference.direction)}")
+    return differences
+
+
+def check_same_grid(volume: Volume, reference: Volume, reference_name: str = "CT") -> None:
+    """Raise InputError naming ``volume``'s file unless it lies on the reference grid."""
+    differences = grid_differences(volume, reference)
+    if differences:
+        raise InputError(volume.source, f"geometry does not match the {reference_name} grid "
+                                        f"({'; '.join(differences)}; this file vs {reference_name})")
+
+
+def _fmt(values) -> str:
+    return "(" + ", ".join(f"{v:g}" for v in values) + ")"

@@ -32,7 +32,7 @@ from scipy import ndimage as ndi
 from skimage.morphology import convex_hull_image
 
 from autopaint_app.core.errors import InputError
-from autopaint_app.core.io import Volume, read_volume
+from autopaint_app.core.io import Volume, grid_differences, read_volume
 from autopaint_app.core.ooi_morphology import (AIR_HU, IN_PLANE, BlockGrid, OrganNotFoundWarning, body_from_ct,
                                                body_from_pet, dilate_mm, largest_component)
 from autopaint_app.core.ooi_neck import NeckBox, brain_bottom, head_neck_box, head_neck_ooi, shoulder_slice
@@ -226,25 +226,13 @@ def load_user_ooi(path: str | os.PathLike, reference: Volume) -> np.ndarray:
             an empty mask.
     """
     mask = read_volume(path)
-    differences = []
-    if mask.shape != reference.shape:
-        differences.append(f"size {mask.size_xyz} vs {reference.size_xyz} (x, y, z)")
-    if not np.allclose(mask.spacing, reference.spacing, atol=1e-6, rtol=1e-6):
-        differences.append(f"spacing {_mm(mask.spacing)} vs {_mm(reference.spacing)} mm")
-    if not np.allclose(mask.origin, reference.origin, atol=1e-3):
-        differences.append(f"origin {_mm(mask.origin)} vs {_mm(reference.origin)} mm")
-    if not np.allclose(mask.direction, reference.direction, atol=1e-6):
-        differences.append("direction differs")
+    differences = grid_differences(mask, reference)
     if differences:
         raise InputError(path, "OOI mask does not match the image grid: " + "; ".join(differences))
     inside = mask.array > 0
     if not inside.any():
         raise InputError(path, "OOI mask is empty (no voxel > 0)")
     return inside
-
-
-def _mm(values) -> str:
-    return "(" + ", ".join(f"{v:g}" for v in values) + ")"
 
 
 def compute_ooi(site: str, ct: Volume | None = None, pet: Volume | None = None,

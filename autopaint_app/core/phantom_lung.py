@@ -214,7 +214,7 @@ def _paint_airways(tissue: np.ndarray, grid: Grid, p, rng, lung: np.ndarray) -> 
 
 def _paint_ribs_and_sternum(tissue: np.ndarray, grid: Grid, p) -> None:
     """Twelve pairs of ribs descending from the spine round to the costal cartilages; sternum."""
-    ribs, marrow, cartilage = [], [], []
+    ribs, cartilage = [], []
     for i in range(12):
         u_post = p.uapex - 8.0 - 21.0 * i
         if u_post < -20:
