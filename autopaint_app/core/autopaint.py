@@ -60,6 +60,8 @@ class Progress:
         holes_inpainted: holes (circles and masks) inpainted so far in the run.
         elapsed_s: wall time since the run started.
         result: the :class:`AutopaintResult`, on the ``"done"`` item only.
+        slice_result: the finished slice's :class:`SliceResult`, on ``"slice"`` items only (so a
+            viewer can draw each slice's intermediates as they come).
     """
 
     stage: str
@@ -69,6 +71,7 @@ class Progress:
     holes_inpainted: int
     elapsed_s: float
     result: AutopaintResult | None = None
+    slice_result: SliceResult | None = None
 
     @property
     def fraction(self) -> float:
@@ -194,8 +197,9 @@ def run_autopaint(prepared: PreparedCase, ooi: np.ndarray, predictor: Predictor,
     todo = [z for z in sorted(set(wanted)) if ooi_w[z].any()]
     stats, started, done, results = Stats(), time.perf_counter(), 0, {}
 
-    def progress(stage, z, result=None) -> Progress:
-        return Progress(stage, z, done, len(todo), stats.holes_inpainted, time.perf_counter() - started, result)
+    def progress(stage, z, result=None, slice_result=None) -> Progress:
+        return Progress(stage, z, done, len(todo), stats.holes_inpainted, time.perf_counter() - started, result,
+                        slice_result)
 
     for z in todo:
         work = _relay(process_slice(prepared.channels[z], ooi_w[z], z, predictor, params, size_multiple, stats))
@@ -207,7 +211,7 @@ def run_autopaint(prepared: PreparedCase, ooi: np.ndarray, predictor: Predictor,
         done += 1
         if should_stop is not None and should_stop():
             return None
-        yield progress("slice", z)
+        yield progress("slice", z, slice_result=results[z])
     stats.seconds["total"] = time.perf_counter() - started
     result = AutopaintResult(params, prepared.grid, prepared.reference, prepared.channels,
                              MODALITY_CHANNELS[prepared.modality], prepared.preset, ooi_w, results, stats.as_dict())
