@@ -69,9 +69,53 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--val-set", type=Path, default=None, help="the run's val_set.npz (default: beside checkpoints/)")
     _add_overwrite(export)
 
+    _add_segment_parsers(commands)
+
     info = commands.add_parser("info", help="geometry, value range and modality guess as JSON")
     info.add_argument("path", type=Path, help="volume file, DICOM folder or case folder")
     return parser
+
+
+def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by `segment` and `evaluate`."""
+    parser.add_argument("--site", choices=["lung", "hn"], required=True)
+    parser.add_argument("--modality", choices=["ct", "pet", "petct"], required=True,
+                        help="channels the network sees")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="ONNX model (default: models/<site>_<modality>_gconv_lap.onnx)")
+    parser.add_argument("--mode", choices=["fast", "reference"], default="fast",
+                        help="fast: local crops, batched (default); reference: the paper's whole-slice passes")
+    parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: one per core)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def _add_segment_parsers(commands) -> None:
+    segment = commands.add_parser("segment", help="segment tumours in one case by autoinpainting")
+    segment.add_argument("--case", type=Path, default=None, help="case folder (instead of --ct/--pet)")
+    segment.add_argument("--ct", type=Path, default=None, help="CT (file or DICOM folder)")
+    segment.add_argument("--pet", type=Path, default=None, help="PET (SUV file or DICOM folder)")
+    _add_pipeline_options(segment)
+    segment.add_argument("--threshold", type=float, default=None, help="residual threshold of the mask (default 0.1)")
+    segment.add_argument("--slices", default=None, help="A:B, only these axial slices (half-open, 0-based)")
+    segment.add_argument("--ooi", type=Path, default=None, help="organ-of-interest mask on the CT grid")
+    segment.add_argument("--out", type=Path, required=True, help="output folder")
+    _add_overwrite(segment)
+
+    baseline = commands.add_parser("baseline", help="clinical SUV threshold segmentation inside the OOI")
+    baseline.add_argument("--pet", type=Path, required=True, help="PET (SUV file or DICOM folder)")
+    baseline.add_argument("--ct", type=Path, default=None, help="CT; the mask goes on its grid")
+    baseline.add_argument("--site", choices=["lung", "hn"], required=True)
+    baseline.add_argument("--method", choices=["suv2.5", "suv41"], required=True,
+                          help="SUV >= 2.5, or 41 %% of each lesion's SUVmax")
+    baseline.add_argument("--ooi", type=Path, default=None, help="organ-of-interest mask (default: automatic)")
+    baseline.add_argument("--out", type=Path, required=True, help="output mask (.nii.gz)")
+    _add_overwrite(baseline)
+
+    evaluate = commands.add_parser("evaluate", help="score the pipeline on labelled cases (the paper's table)")
+    evaluate.add_argument("--cases", type=Path, nargs="+", required=True, help="case or cohort folders")
+    _add_pipeline_options(evaluate)
+    evaluate.add_argument("--out", type=Path, required=True, help="output folder (CSV, JSON, PNG)")
+    _add_overwrite(evaluate)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,175 @@
+"""`autopaint-cli evaluate`: the pipeline on labelled cases, scored as in the paper's Tables 3-5.
+
+Writes into ``--out``: ``cases.csv`` (one row per case), ``summary.csv`` (one row per method),
+``dice_vs_threshold.csv`` and ``.png`` (the sweep), ``evaluation.json`` (everything, incl. Wilcoxon);
+prints the table. All files are written at the end, all or nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from autopaint_app.core import cohort
+from autopaint_app.core.case import find_cases
+from autopaint_app.core.errors import InputError
+from autopaint_app.core.segment import refuse_existing, segment_case
+from autopaint_app.segment_commands import (ProgressBar, load_for_modality, load_predictor, model_facts,
+                                            pipeline_params, run_job)
+
+OUTPUTS = ("cases.csv", "summary.csv", "dice_vs_threshold.csv", "dice_vs_threshold.png", "evaluation.json")
+METRICS = ("dice", "precision", "recall")
+
+
+def run_evaluate(args) -> None:
+    """Evaluate; the table goes to stdout (nothing is returned for the CLI to print as JSON)."""
+    started = time.perf_counter()
+    refuse_existing(args.out, OUTPUTS, args.overwrite)
+    params = pipeline_params(args)
+    found = []
+    for folder in args.cases:
+        cases = find_cases(folder)
+        if not cases:
+            raise InputError(folder, "no known case layout found in this folder")
+        found.extend(cases)
+    predictor = load_predictor(args.model, args.site, args.modality, args.threads, params.batch_size)
+    scored = []
+    for number, files in enumerate(found, start=1):
+        scored.append(_score_one(files, args, predictor, params, f"{number}/{len(found)} {files.case_id}"))
+    table = cohort.cohort_table(scored)
+    table.update({"site": args.site, "modality": args.modality, "mode": params.mode, "model": model_facts(predictor),
+                  "params": params.to_dict(), "seconds": round(time.perf_counter() - started, 2)})
+    if args.modality == "ct":
+        table["notes"].append("baselines use the PET, which the CT-only model does not see")
+    text = format_table(table)
+    _write_all(Path(args.out), table, scored, text, args.overwrite)
+    print(text)
+    print(f"wrote {', '.join(OUTPUTS)} to {args.out}")
+
+
+def _score_one(files, args, predictor, params, label: str) -> cohort.CaseScores:
+    if files.label is None:
+        raise InputError(files.ct or files.pet, "case has no label; evaluate needs labelled cases")
+    started = time.perf_counter()
+    case = load_for_modality(files, args.modality)
+    job = segment_case(case, args.site, args.modality, predictor, params)
+    segmentation = run_job(job, ProgressBar(False if args.no_progress else None, label))
+    suv = segmentation.prepared.suv
+    facts = {"seconds": round(time.perf_counter() - started, 2), "slices_kept": len(segmentation.result.kept_slices()),
+             "circles": int(sum(len(s.centres) for s in segmentation.result.slices.values()))}
+    return cohort.score_case(case.case_id, segmentation.result.residual_volume().array, case.label.array > 0,
+                             segmentation.ooi, None if suv is None else suv.array, facts)
+
+
+def _cell(summary: dict | None) -> str:
+    if summary is None or summary["mean"] is None:
+        return "-"
+    sd = "nan" if summary["sd"] is None else f"{summary['sd']:.3f}"
+    return f"{summary['mean']:.3f} ± {sd}"
+
+
+def format_table(table: dict) -> str:
+    """The printed table: one row per method, mean ± SD over cases."""
+    names = {cohort.AUTOPAINT_FIXED: f"AutoPaint, fixed t = {table['fixed_threshold']:.2f}",
+             cohort.AUTOPAINT_BEST: "AutoPaint, [best t per case]", **cohort.BASELINE_LABELS}
+    lines = [f"AutoPaint evaluation: site {table['site']}, modality {table['modality']}, mode {table['mode']}, "
+             f"{len(table['per_case'])} cases",
+             f"{'method':<34}{'n':>3}  {'Dice':<16}{'Precision':<16}{'Recall':<16}"]
+    for method, row in table["rows"].items():
+        lines.append(f"{names[method]:<34}{row['n_cases']:>3}  " + "".join(f"{_cell(row[m]):<16}" for m in METRICS))
+    for name, test in table["wilcoxon"].items():
+        lines.append(f"Wilcoxon AutoPaint [Dice] vs {cohort.BASELINE_LABELS[name]}: W = {test['statistic']:g}, "
+                     f"p = {test['pvalue']:.4g} (n = {test['n']}){' - ' + test['note'] if test['note'] else ''}")
+    lines += [f"note: {note}" for note in table["notes"]]
+    return "\n".join(lines)
+
+
+def _case_rows(table: dict) -> list[dict]:
+    rows = []
+    for case in table["per_case"]:
+        row = {"case_id": case["case_id"], "label_voxels": case["label_voxels"]}
+        for method in (cohort.AUTOPAINT_FIXED, cohort.AUTOPAINT_BEST, *cohort.BASELINE_LABELS):
+            scores = case.get(method, {})
+            if "threshold" in scores:
+                row[f"{method}_threshold"] = scores["threshold"]
+            for metric in METRICS:
+                row[f"{method}_{metric}"] = scores.get(metric, "")
+        row.update(case["facts"])
+        row["note"] = case["note"]
+        rows.append(row)
+    return rows
+
+
+def _summary_rows(table: dict) -> list[dict]:
+    rows = []
+    for method, row in table["rows"].items():
+        out = {"method": method, "threshold": row["threshold"] if row["threshold"] is not None else "per case"
+               if method == cohort.AUTOPAINT_BEST else "", "n_cases": row["n_cases"]}
+        for metric in METRICS:
+            out[f"{metric}_mean"], out[f"{metric}_sd"] = row[metric]["mean"], row[metric]["sd"]
+        test = table["wilcoxon"].get(method)
+        out["wilcoxon_vs_autopaint_best_dice_p"] = "" if test is None else test["pvalue"]
+        rows.append(out)
+    return rows
+
+
+def _csv_text(rows: list[dict]) -> str:
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def _write_all(out: Path, table: dict, scored: list, text: str, overwrite: bool) -> None:
+    """Every output written to a hidden staging file, then renamed; nothing is left on failure."""
+    from autopaint_app.plots import dice_threshold_plot
+
+    thresholds, curves = cohort.dice_curves(scored)
+    sweep_rows = [{"threshold": float(t), "mean_dice": float(sum(c[i] for c in curves.values()) / len(curves)),
+                   **{case_id: float(c[i]) for case_id, c in curves.items()}} for i, t in enumerate(thresholds)]
+    baseline_means = {cohort.BASELINE_LABELS[name]: row["dice"]["mean"] for name, row in table["rows"].items()
+                      if name in cohort.BASELINE_LABELS and row["dice"]["mean"] is not None}
+    import json
+
+    documents = {"cases.csv": _csv_text(_case_rows(table)), "summary.csv": _csv_text(_summary_rows(table)),
+                 "dice_vs_threshold.csv": _csv_text(sweep_rows), "evaluation.json": json.dumps(table, indent=2)}
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(out, f"cannot create output folder ({exc.strerror})") from None
+    staged, moved = {}, []
+    try:
+        for name, content in documents.items():
+            staged[out / name] = _stage(out, name, lambda path, c=content: Path(path).write_text(c, encoding="utf-8"))
+        title = f"{table['site']} {table['modality']} ({table['mode']}): Dice vs residual threshold"
+        staged[out / "dice_vs_threshold.png"] = _stage(out, "dice_vs_threshold.png", lambda path: dice_threshold_plot(
+            path, thresholds, curves, baseline_means, table["fixed_threshold"], title))
+        for final, temporary in staged.items():
+            os.replace(temporary, final)
+            moved.append(final)
+    except BaseException:
+        for final in moved:
+            final.unlink(missing_ok=True)
+        raise
+    finally:
+        for temporary in staged.values():
+            if temporary.exists():
+                temporary.unlink()
+
+
+def _stage(out: Path, name: str, write) -> Path:
+    fd, temporary = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=out)
+    os.close(fd)
+    try:
+        write(temporary)
+    except BaseException:
+        os.remove(temporary)
+        raise
+    os.chmod(temporary, 0o644)
+    return Path(temporary)
