@@ -17,6 +17,8 @@ from PySide6.QtCore import QSettings
 from PySide6.QtGui import QPixmap
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from autopaint_app.core.autopaint_export import export_pipeline_volumes, pipeline_export_paths
+from autopaint_app.core.autopaint_result import AutopaintResult
 from autopaint_app.core.case import check_same_grid
 from autopaint_app.core.errors import InputError, OutputExistsError
 from autopaint_app.core.io import Volume, _temporary_beside, read_volume
@@ -66,21 +68,31 @@ def confirm_overwrite(parent: QWidget, paths: list[Path]) -> bool:
 
 
 # ---------------------------------------------------------------------------------- export
-def export_case_review(parent: QWidget, state: AppState, folder: str | os.PathLike) -> dict[str, Path] | None:
-    """Write the accepted lesions (NIfTI on the CT grid) and the lesion table (CSV) into ``folder``.
+def export_case_review(parent: QWidget, state: AppState, folder: str | os.PathLike,
+                       result: AutopaintResult | None = None, prepared=None, min_radius_px: float | None = None
+                       ) -> dict[str, Path] | None:
+    """Write the accepted lesions (NIfTI on the CT grid) and the lesion table (CSV) into ``folder``,
+    plus, for a pipeline result, its residual and inpainted volumes (NIfTI on the CT grid).
 
-    Asks before replacing files; returns the written paths, or None when nothing was written.
-    Core twin: :func:`autopaint_app.core.review.export_review`.
+    Asks once before replacing any file; returns the written paths, or None when nothing was written.
+    Core twins: :func:`autopaint_app.core.review.export_review`,
+    :func:`autopaint_app.core.autopaint_export.export_pipeline_volumes`.
     """
     if state.lesion_labels is None:
         QMessageBox.information(parent, "Nothing to export", "There is no result mask yet.")
         return None
     case_id = state.loaded.case.case_id
-    if not confirm_overwrite(parent, list(export_paths(folder, case_id).values())):
+    targets = list(export_paths(folder, case_id).values())
+    if result is not None:
+        targets += list(pipeline_export_paths(folder, case_id, result.channel_names).values())
+    if not confirm_overwrite(parent, targets):
         return None
     try:
-        return export_review(state.lesion_labels, state.lesions, state.loaded.reference, folder, case_id,
-                             rejected=state.rejected, overwrite=True)
+        written = export_review(state.lesion_labels, state.lesions, state.loaded.reference, folder, case_id,
+                                rejected=state.rejected, overwrite=True)
+        if result is not None:
+            written.update(export_pipeline_volumes(result, prepared, folder, case_id, min_radius_px, overwrite=True))
+        return written
     except InputError as exc:
         QMessageBox.critical(parent, "Export failed", str(exc))
         return None

@@ -19,6 +19,8 @@ from autopaint_app.core.phantom import ensure_demo_case
 from autopaint_app.gui import file_actions
 from autopaint_app.gui.case_jobs import LoadedCase, open_case_steps, recompute_ooi_steps
 from autopaint_app.gui.panels import CaseHeader, DisplayPanel, LayersPanel, LesionPanel
+from autopaint_app.gui.panels.tuning import TuningPanel
+from autopaint_app.gui.pipeline import PipelineSession
 from autopaint_app.gui.state import AppState
 from autopaint_app.gui.viewers import OrthoViewer
 from autopaint_app.gui.workers import JobRunner
@@ -40,6 +42,7 @@ class MainWindow(QMainWindow):
         self.state = state or AppState(self)
         self.settings = settings or QSettings("AutoPaint", APP_TITLE)
         self.runner = JobRunner(self)
+        self.pipeline = PipelineSession(self.state, self.runner, self)
         self.setWindowTitle(APP_TITLE)
         self.setAcceptDrops(True)
         self.resize(1500, 950)
@@ -56,9 +59,10 @@ class MainWindow(QMainWindow):
         self.case_header = CaseHeader(self.state)
         self.display_panel = DisplayPanel(self.state)
         self.layers_panel = LayersPanel(self.state)
+        self.tuning_panel = TuningPanel(self.pipeline)
         side = QWidget()
         column = QVBoxLayout(side)
-        for panel in (self.case_header, self.display_panel, self.layers_panel):
+        for panel in (self.case_header, self.tuning_panel, self.display_panel, self.layers_panel):
             column.addWidget(panel)
         column.addStretch(1)
         scroll = QScrollArea()
@@ -80,12 +84,14 @@ class MainWindow(QMainWindow):
     def _build_status_bar(self) -> None:
         self.readout = QLabel("")
         self.job_label = QLabel("")
+        self.provider_label = QLabel("")
         self.progress = QProgressBar()
         self.progress.setMaximumWidth(220)
         self.cancel_button = QPushButton("Cancel")
-        self.cancel_button.clicked.connect(self.runner.cancel)
+        self.cancel_button.clicked.connect(self.cancel_jobs)
         bar = self.statusBar()
         bar.addWidget(self.readout, 1)
+        bar.addPermanentWidget(self.provider_label)
         bar.addPermanentWidget(self.job_label)
         bar.addPermanentWidget(self.progress)
         bar.addPermanentWidget(self.cancel_button)
@@ -108,7 +114,11 @@ class MainWindow(QMainWindow):
         self.load_mask_action = self._action("Load result mask…", self.choose_mask)
         self.baseline_action = self._action("Baseline: SUV ≥ 2.5", self.run_baseline, "Ctrl+B",
                                             "SUV ≥ 2.5 inside the organ of interest as the result mask")
-        self.export_action = self._action("Export mask and table…", self.choose_export_folder, "Ctrl+E")
+        self.run_action = self._action("Run AutoPaint", self.tuning_panel.run, "Ctrl+R",
+                                       "segment the organ of interest by self-inpainting (background job)")
+        self.export_action = self._action("Export…", self.choose_export_folder, "Ctrl+E",
+                                          "accepted lesions, lesion table, and the run's residual and "
+                                          "inpainted volumes")
         self.screenshot_action = self._action("Save screenshot…", self.choose_screenshot_path, "Ctrl+Shift+S")
         self.quit_action = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
         menu = self.menuBar().addMenu("&File")
@@ -121,6 +131,7 @@ class MainWindow(QMainWindow):
         menu.addSeparator()
         menu.addAction(self.quit_action)
         segment = self.menuBar().addMenu("&Segment")
+        segment.addAction(self.run_action)
         segment.addAction(self.baseline_action)
         site_menu = segment.addMenu("Organ of interest")
         self.site_actions = QActionGroup(self)
@@ -132,8 +143,8 @@ class MainWindow(QMainWindow):
             site_menu.addAction(action)
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("main_toolbar")
-        for action in (self.open_files_action, self.open_folder_action, self.demo_action, self.baseline_action,
-                       self.export_action, self.screenshot_action):
+        for action in (self.open_files_action, self.open_folder_action, self.demo_action, self.run_action,
+                       self.baseline_action, self.export_action, self.screenshot_action):
             toolbar.addAction(action)
         self._rebuild_recent_menu()
 
@@ -148,6 +159,8 @@ class MainWindow(QMainWindow):
         self.runner.job_finished.connect(self._on_job_finished)
         self.state.case_loaded.connect(self._on_case_loaded)
         self.state.mask_changed.connect(self._update_enabled)
+        self.pipeline.status_changed.connect(self.provider_label.setText)
+        self.pipeline.run_finished.connect(lambda: self.statusBar().showMessage("AutoPaint finished", 5000))
 
     # ------------------------------------------------------------------ opening cases
     def open_source(self, source: str | os.PathLike | list) -> None:
@@ -233,8 +246,11 @@ class MainWindow(QMainWindow):
             self.export_to(folder)
 
     def export_to(self, folder: str | os.PathLike) -> dict[str, Path] | None:
-        """Export accepted lesions (NIfTI, CT grid) and the lesion table (CSV); asks before replacing."""
-        written = file_actions.export_case_review(self, self.state, folder)
+        """Export accepted lesions (NIfTI, CT grid) and the lesion table (CSV), and when the mask comes
+        from an AutoPaint run, its residual and inpainted volumes; asks before replacing."""
+        result, prepared = self.pipeline.export_inputs()
+        written = file_actions.export_case_review(self, self.state, folder, result, prepared,
+                                                  self.pipeline.params.min_tumour_radius_px)
         if written:
             self.statusBar().showMessage("Exported " + ", ".join(p.name for p in written.values()), 8000)
         return written
@@ -291,8 +307,16 @@ class MainWindow(QMainWindow):
             self.cancel_button.hide()
             self.job_label.setText(f"{name}: {seconds:.1f} s")
 
+    def cancel_jobs(self) -> None:
+        """The status bar's Cancel: stop AutoPaint (previous result back) or whatever job runs."""
+        if self.pipeline.running:
+            self.pipeline.cancel()
+        else:
+            self.runner.cancel()
+
     def _update_enabled(self) -> None:
         has_case = self.state.loaded is not None
+        self.run_action.setEnabled(has_case)
         self.baseline_action.setEnabled(has_case and self.state.has_suv)
         self.load_mask_action.setEnabled(has_case)
         self.export_action.setEnabled(self.state.mask is not None)
@@ -301,6 +325,8 @@ class MainWindow(QMainWindow):
             action.setEnabled(has_case)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        self.pipeline.cancel()
         self.runner.cancel()
+        self.pipeline.reseg_runner.cancel()
         self.runner.wait_idle(3000)
         super().closeEvent(event)

@@ -23,6 +23,10 @@ PLANES = ("axial", "coronal", "sagittal")
 
 # Kinds of layer. "image" layers (CT, PET) are drawn by the viewers' base image items.
 IMAGE, MASK_FILL, MASK_OUTLINE, HEATMAP = "image", "mask_fill", "mask_outline", "heatmap"
+# Vector layers: ``data`` is a :class:`CircleData` (circles per axial slice, drawn in millimetres as
+# pyqtgraph scatter items in the axial view), not a voxel array.
+CIRCLES = "circles"
+VECTOR_KINDS = frozenset({CIRCLES})
 
 
 @dataclass
@@ -49,6 +53,28 @@ class Layer:
     z_value: float = 10.0
     data: np.ndarray | None = None
     levels: tuple[float, float] = (0.0, 1.0)
+
+
+@dataclass(frozen=True, eq=False)
+class SliceCircles:
+    """Circles on one axial slice: centres as continuous voxel indices, radius in mm, one RGBA each.
+
+    Attributes:
+        rows, cols: ``(n,)`` float centre rows (y) and columns (x), voxel index units.
+        radius_mm: circle radius in millimetres (same for all).
+        colours: ``(n, 4)`` uint8 RGBA pen colours.
+        width: pen width in screen pixels.
+    """
+
+    rows: np.ndarray
+    cols: np.ndarray
+    radius_mm: float
+    colours: np.ndarray
+    width: float = 1.0
+
+
+class CircleData(dict):
+    """Axial slice index -> :class:`SliceCircles` (slices without circles are absent)."""
 
 
 def default_layers() -> list[Layer]:
@@ -117,8 +143,8 @@ RENDERERS: dict[str, Callable[[Layer, np.ndarray], np.ndarray]] = {
 
 
 def render_layer_slice(layer: Layer, plane: str, index: int) -> np.ndarray | None:
-    """The layer's RGBA image for one slice, or None when it has no data or is an image layer."""
-    if layer.data is None or layer.kind == IMAGE:
+    """The layer's RGBA image for one slice, or None when it has no data or is an image/vector layer."""
+    if layer.data is None or layer.kind == IMAGE or layer.kind in VECTOR_KINDS:
         return None
     return RENDERERS[layer.kind](layer, take_slice(layer.data, plane, index))
 
@@ -155,7 +181,7 @@ class LayerModel(QObject):
 
     def add_layer(self, layer: Layer) -> None:
         """Add (or replace) a layer, e.g. the pipeline's candidate circles or residual heat map."""
-        if layer.kind not in RENDERERS and layer.kind != IMAGE:
+        if layer.kind not in RENDERERS and layer.kind != IMAGE and layer.kind not in VECTOR_KINDS:
             raise ValueError(f"no renderer for layer kind {layer.kind!r}")
         self._layers[layer.name] = layer
         self.layers_reset.emit()
@@ -175,6 +201,11 @@ class LayerModel(QObject):
         if self._layers[name].opacity != opacity:
             self._layers[name].opacity = opacity
             self.layer_changed.emit(name)
+
+    def touch(self, names) -> None:
+        """Say that the data of ``names`` changed in place (e.g. one slice of a growing volume)."""
+        for name in names:
+            self.layer_data_changed.emit(name)
 
     def clear_data(self) -> None:
         """Forget every layer's voxels (a new case is opening)."""

@@ -156,6 +156,10 @@ class AppState(QObject):
             return None
         return accepted_mask(self.lesion_labels, self.rejected)
 
+    def refresh_mask_layers(self) -> None:
+        """Redraw the mask layers from the current mask (after a live preview borrowed them)."""
+        self._update_mask_layers()
+
     def _update_mask_layers(self) -> None:
         kept = self.accepted_mask()
         rejected = None

@@ -21,7 +21,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QTransform
 from PySide6.QtWidgets import QLabel, QSlider, QVBoxLayout, QHBoxLayout, QWidget
 
-from autopaint_app.gui.overlays import IMAGE, PLANES, render_layer_slice, take_slice
+from autopaint_app.gui.overlays import CIRCLES, IMAGE, PLANES, render_layer_slice, take_slice
 from autopaint_app.gui.state import AppState
 
 # Which voxel axis (0 z, 1 y, 2 x) each plane slices through, and which axes are its rows/columns.
@@ -102,13 +102,23 @@ class SliceView(QWidget):
         layout.addWidget(self.graphics, 1)
 
     def _sync_layer_items(self) -> None:
-        """One ImageItem per layer (created for new layers, e.g. when the pipeline adds its own)."""
+        """One item per layer (created for new layers, e.g. when the pipeline adds its own): an
+        ImageItem in voxel units for rasters, a ScatterPlotItem in millimetres for circles."""
         for layer in self.state.layers:
             if layer.name not in self.items:
-                item = pg.ImageItem(axisOrder="row-major")
-                self.view_box.addItem(item)
+                if layer.kind == CIRCLES:
+                    item = pg.ScatterPlotItem(pxMode=False, symbol="o", brush=pg.mkBrush(0, 0, 0, 0))
+                    self.view_box.addItem(item, ignoreBounds=True)
+                else:
+                    item = pg.ImageItem(axisOrder="row-major")
+                    self.view_box.addItem(item)
                 self.items[layer.name] = item
             self.items[layer.name].setZValue(layer.z_value)
+
+    def _set_pixel_transforms(self) -> None:
+        for name, item in self.items.items():
+            if isinstance(item, pg.ImageItem):
+                item.setTransform(self.pixel_transform())
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -145,8 +155,7 @@ class SliceView(QWidget):
     def _on_case_loaded(self) -> None:
         spacing_zyx = self.state.loaded.reference.spacing[::-1]
         self.spacing_cols_rows = (float(spacing_zyx[self.col_axis]), float(spacing_zyx[self.row_axis]))
-        for item in self.items.values():
-            item.setTransform(self.pixel_transform())
+        self._set_pixel_transforms()
         self.slider.blockSignals(True)
         self.slider.setRange(0, self.slice_count - 1)
         self.slider.setValue(self.slice_index)
@@ -189,8 +198,7 @@ class SliceView(QWidget):
 
     def _on_layers_reset(self) -> None:
         self._sync_layer_items()
-        for item in self.items.values():
-            item.setTransform(self.pixel_transform())
+        self._set_pixel_transforms()
         if self.state.loaded is not None:
             self._redraw_all()
 
@@ -235,6 +243,9 @@ class SliceView(QWidget):
             item.clear()
             item.setVisible(False)
             return
+        if layer.kind == CIRCLES:
+            self._draw_circles(item, layer)
+            return
         if layer.kind == IMAGE:
             levels = self.state.ct_levels if name == "CT" else self.state.pet_levels
             item.setImage(take_slice(layer.data, self.plane, self.slice_index), autoLevels=False, levels=levels)
@@ -243,6 +254,20 @@ class SliceView(QWidget):
         else:
             item.setImage(render_layer_slice(layer, self.plane, self.slice_index), autoLevels=False,
                           levels=(0, 255))
+        item.setOpacity(layer.opacity)
+        item.setVisible(layer.visible)
+
+    def _draw_circles(self, item: pg.ScatterPlotItem, layer) -> None:
+        """Circles of the shown axial slice, centres and diameters in mm (other planes: none)."""
+        circles = layer.data.get(self.slice_index) if self.plane == "axial" else None
+        if circles is None:
+            item.clear()
+            item.setVisible(False)
+            return
+        col_mm, row_mm = self.spacing_cols_rows
+        pens = [pg.mkPen(tuple(int(v) for v in colour), width=circles.width) for colour in circles.colours]
+        item.setData(x=(circles.cols + 0.5) * col_mm, y=(circles.rows + 0.5) * row_mm,
+                     size=2.0 * circles.radius_mm, pen=pens)
         item.setOpacity(layer.opacity)
         item.setVisible(layer.visible)
 
