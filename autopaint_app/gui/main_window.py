@@ -12,7 +12,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
-                               QPushButton, QScrollArea, QVBoxLayout, QWidget)
+                               QPushButton, QScrollArea, QTabWidget, QVBoxLayout, QWidget)
 
 from autopaint_app.core.errors import InputError
 from autopaint_app.core.phantom import ensure_demo_case
@@ -60,9 +60,12 @@ class MainWindow(QMainWindow):
         self.display_panel = DisplayPanel(self.state)
         self.layers_panel = LayersPanel(self.state)
         self.tuning_panel = TuningPanel(self.pipeline)
+        self.side_tabs = QTabWidget()  # layers first: the pipeline's overlays are what a run shows
+        self.side_tabs.addTab(self.layers_panel, "Layers")
+        self.side_tabs.addTab(self.display_panel, "Display")
         side = QWidget()
         column = QVBoxLayout(side)
-        for panel in (self.case_header, self.tuning_panel, self.display_panel, self.layers_panel):
+        for panel in (self.case_header, self.tuning_panel, self.side_tabs):
             column.addWidget(panel)
         column.addStretch(1)
         scroll = QScrollArea()
