@@ -43,7 +43,7 @@ def run_evaluate(args) -> None:
     table = cohort.cohort_table(scored)
     table.update({"site": args.site, "modality": args.modality, "mode": params.mode, "model": model_facts(predictor),
                   "params": params.to_dict(), "seconds": round(time.perf_counter() - started, 2)})
-    if args.modality == "ct":
+    if args.modality == "ct" and any(name in table["rows"] for name in cohort.BASELINE_LABELS):
         table["notes"].append("baselines use the PET, which the CT-only model does not see")
     text = format_table(table)
     _write_all(Path(args.out), table, scored, text, args.overwrite)

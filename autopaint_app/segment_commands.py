@@ -134,7 +134,9 @@ class ProgressBar:
             self.bar = tqdm(total=progress.slices_total, unit="slice", file=sys.stderr, desc=self.description,
                             disable=None if self.enabled is None else not self.enabled, leave=False)
         self.bar.set_postfix_str(f"{progress.stage}, {progress.holes_inpainted} holes", refresh=False)
-        self.bar.update(progress.slices_done - self.bar.n)
+        self.bar.update(progress.slices_done - self.bar.n)    # redraws at most every 0.1 s (tqdm's mininterval)
+        if progress.stage in ("slice", "done"):
+            self.bar.refresh()                                # a finished slice always shows
 
     def close(self) -> None:
         if self.bar is not None:

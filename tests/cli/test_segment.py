@@ -179,3 +179,22 @@ def test_ctrl_c_while_writing_removes_what_was_written(lung_phantom, tmp_path, m
     run = _segment(case, tmp_path / "out", "--slices", "5:7")
     assert run.code == 130 and len(written) == 2
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_the_progress_bar_follows_the_pipelines_progress_items(capsys):
+    from autopaint_app.core.autopaint import Progress
+    from autopaint_app.segment_commands import ProgressBar
+
+    bar = ProgressBar(True, "segment")
+    bar(Progress("prepare", None, 0, 0, 0, 0.0))                         # before the pipeline: no bar yet
+    assert bar.bar is None
+    for stage, done in (("circles", 0), ("slice", 1), ("masks", 1), ("slice", 2), ("slice", 4)):
+        bar(Progress(stage, 3, done, 4, 10 * done, 0.1))
+    assert bar.bar.n == 4 and bar.bar.total == 4
+    bar.close()
+    err = capsys.readouterr().err
+    assert "segment" in err and "4/4" in err and "slice" in err and "40 holes" in err
+    silent = ProgressBar(False)
+    silent(Progress("circles", 3, 1, 4, 10, 0.1))
+    silent.close()
+    assert capsys.readouterr().err == ""
