@@ -23,7 +23,7 @@ from autopaint_app.gui.panels.tuning import TuningPanel
 from autopaint_app.gui.pipeline import PipelineSession
 from autopaint_app.gui.state import AppState
 from autopaint_app.gui.viewers import OrthoViewer
-from autopaint_app.gui.workers import JobRunner
+from autopaint_app.gui.workers import JobCrashed, JobRunner
 
 APP_TITLE = "AutoPaint Studio"
 SITES = {"lung": "Lung", "hn": "Head and neck"}
@@ -163,6 +163,8 @@ class MainWindow(QMainWindow):
         self.state.case_loaded.connect(self._on_case_loaded)
         self.state.mask_changed.connect(self._update_enabled)
         self.pipeline.status_changed.connect(self.provider_label.setText)
+        # the site preset also decides the automatic organ of interest (lung fields / neck box)
+        self.tuning_panel.site.activated.connect(lambda i: self.change_site(self.tuning_panel.site.itemData(i)))
         self.pipeline.run_finished.connect(lambda: self.statusBar().showMessage("AutoPaint finished", 5000))
 
     # ------------------------------------------------------------------ opening cases
@@ -301,7 +303,7 @@ class MainWindow(QMainWindow):
         self.job_label.setText(message + eta)
 
     def _on_job_failed(self, name: str, exc: Exception) -> None:
-        text = str(exc) if isinstance(exc, InputError) else f"{type(exc).__name__}: {exc}"
+        text = str(exc) if isinstance(exc, (InputError, JobCrashed)) else f"{type(exc).__name__}: {exc}"
         QMessageBox.critical(self, f"{name} failed", text)
 
     def _on_job_finished(self, name: str, seconds: float) -> None:

@@ -108,6 +108,7 @@ class PipelineSession(QObject):
         self._rerun_timer = QTimer(self, singleShot=True, interval=RERUN_DELAY_MS)
         self._rerun_timer.timeout.connect(self._rerun)
         state.case_loaded.connect(self._on_case_loaded)
+        state.ooi_changed.connect(self._on_ooi_changed)
         state.lesion_decision_changed.connect(lambda *_: self._update_metrics())
         runner.job_started.connect(self._on_job_started)
         runner.job_failed.connect(self._on_job_failed)
@@ -333,6 +334,11 @@ class PipelineSession(QObject):
         return self.result, self.prepared_cache.get((self.result.preset.name, modality))
 
     # ------------------------------------------------------------------ case changes
+    def _on_ooi_changed(self) -> None:
+        """A new organ of interest for another site brings that site's preset along."""
+        if self.state.loaded is not None and self.state.loaded.site != self.site:
+            self.set_site(self.state.loaded.site)
+
     def _on_case_loaded(self) -> None:
         self._rerun_timer.stop()
         self.running, self.result, self.metrics = False, None, None

@@ -93,6 +93,7 @@ class OverlayData:
     candidates: CircleData = field(default_factory=CircleData)
     top_k: CircleData = field(default_factory=CircleData)
     slices: int = 0
+    finished: bool = False
 
     @classmethod
     def empty(cls, shape: tuple[int, int, int]) -> "OverlayData":
@@ -115,8 +116,9 @@ class PipelineOverlays:
         self.previous: OverlayData | None = None
 
     def begin(self, shape: tuple[int, int, int]) -> None:
-        """A run starts: fresh empty volumes (the shown ones are kept as ``previous``)."""
-        if self.current is not None and self.current.slices:
+        """A run starts: fresh empty volumes. The shown ones are kept as ``previous`` when they are a
+        finished run's (a superseded partial run is dropped; the last finished one stays)."""
+        if self.current is not None and self.current.finished:
             self.previous = self.current
         self.current = OverlayData.empty(shape)
         self._show(self.current)
@@ -146,6 +148,7 @@ class PipelineOverlays:
 
     def finish(self) -> None:
         """The run finished: its volumes stay, the previous run's are dropped."""
+        self.current.finished = True
         self.previous = None
 
     def restore_previous(self) -> None:

@@ -27,6 +27,28 @@ from superqt.utils import GeneratorWorker, create_worker
 from autopaint_app.gui.case_jobs import Progress
 
 
+class JobCrashed(Exception):
+    """A ``RuntimeError`` raised inside a job, re-raised as this type.
+
+    superqt treats a ``RuntimeError`` from a worker as "the Qt object was deleted": it only warns
+    and emits neither ``errored`` nor ``finished``, so the job would hang as busy forever.
+    SimpleITK and many libraries raise ``RuntimeError`` for ordinary failures, so the runner wraps
+    every job (:func:`_runtime_errors_reported`). ``str()`` is ``"RuntimeError: <message>"``.
+    """
+
+    def __init__(self, original: RuntimeError):
+        super().__init__(f"{type(original).__name__}: {original}")
+        self.original = original
+
+
+def _runtime_errors_reported(generator_function: Callable, *args, **kwargs):
+    """Run ``generator_function`` as a generator, turning a RuntimeError into :class:`JobCrashed`."""
+    try:
+        return (yield from generator_function(*args, **kwargs))
+    except RuntimeError as exc:
+        raise JobCrashed(exc) from exc
+
+
 def eta_seconds(done: int, total: int, elapsed_s: float) -> float:
     """Remaining time by linear extrapolation; NaN until one step is done or when total is unknown."""
     if done <= 0 or total <= 0 or done > total:
@@ -122,7 +144,7 @@ class JobRunner(QObject):
         """
         self.cancel()
         relay = _JobRelay(self, name, on_item, on_result, to_progress)
-        worker = create_worker(generator_function, *args, _start_thread=False,
+        worker = create_worker(_runtime_errors_reported, generator_function, *args, _start_thread=False,
                                _connect={"errored": relay.errored}, **kwargs)
         worker.yielded.connect(relay.yielded)
         worker.returned.connect(relay.returned)

@@ -9,7 +9,7 @@ import numpy as np
 from autopaint_app.gui.autopaint_jobs import ModelChoice
 
 # Axial slices of the demo case through its largest tumour (label slices 34-42).
-TUMOUR_SLICES = (36, 37, 38, 39)
+TUMOUR_SLICES = (36, 37, 38)
 
 
 class MedianFill:

@@ -12,6 +12,7 @@ from PySide6.QtCore import QTimer
 from autopaint_app.core import metrics
 from autopaint_app.core.autopaint_overlays import CHOSEN_BIT, LEVEL_BITS, working_to_case_index
 from autopaint_app.core.io import read_volume
+from autopaint_app.gui.autopaint_jobs import ModelChoice
 from autopaint_app.gui.pipeline_layers import CANDIDATES, CHOSEN, RESIDUAL, TOP_K, UNION
 from tests.core.tiny_onnx import build_model, write_card
 from tests.gui.pipeline_fakes import TUMOUR_SLICES, MedianFill, run_and_wait, use_fake
@@ -106,6 +107,8 @@ def test_cancel_mid_run_keeps_the_previous_result(ran, fake, qtbot):
     previous_levels = state.layers[UNION].data
     with qtbot.waitSignal(pipeline.slice_processed, timeout=30000):
         ran.tuning_panel.run()
+    with qtbot.waitSignal(pipeline.slice_processed, timeout=30000):
+        ran.tuning_panel.run()  # supersedes the partial run: the finished one stays "previous"
     assert pipeline.running and ran.cancel_button.isVisible()
     assert state.layers[UNION].data is not previous_levels  # the live run's own volumes
     with qtbot.waitSignal(pipeline.run_stopped, timeout=5000):
@@ -190,3 +193,21 @@ def test_window_stays_responsive_during_a_run(demo_window, qtbot, capsys):
               f"p99 {np.percentile(gaps, 99) * 1000:.0f} ms over {len(gaps)} ticks, {fake.items} holes")
     assert len(gaps) > 50 and fake.calls > 0
     assert gaps.max() < 0.5  # a real freeze (inference or mapping on the GUI thread) fails this
+
+
+def test_failures_are_dialogs_and_leave_the_state_alone(ran, dialogs, qtbot):
+    pipeline, state = ran.pipeline, ran.state
+    result, mask = pipeline.result, state.mask
+    pipeline.set_modality("pet")  # the fake model takes CT+PET
+    ran.run_action.trigger()
+    pipeline.set_modality("petct")
+    assert "takes CT+PET but the modality is PET" in dialogs.texts("warning")[0] and not pipeline.running
+
+    def broken(image, mask):  # RuntimeError: what superqt would swallow without the runner's wrapper
+        raise RuntimeError("GPU fell off the bus")
+
+    pipeline.add_model(ModelChoice("broken", predictor=broken, channels=("ct", "pet")))
+    with qtbot.waitSignal(pipeline.run_stopped, timeout=30000):
+        ran.run_action.trigger()
+    assert dialogs.texts("critical") == ["RuntimeError: GPU fell off the bus"]
+    assert pipeline.result is result and state.mask is mask and not pipeline.running
