@@ -218,6 +218,8 @@ def _path(value) -> str | None:
 def run_baseline(args) -> dict:
     """A clinical SUV threshold segmentation inside the OOI, written on the CT grid (PET's without CT)."""
     refuse_existing(Path(args.out).parent, [Path(args.out).name], args.overwrite)
+    if not Path(args.out).parent.is_dir():
+        raise InputError(Path(args.out).parent, "output folder does not exist")
     files = case_from_paths(ct=args.ct, pet=args.pet)
     case = load_case(files, pet_suv=True)
     suv = load_pet_on_reference(case)
@@ -226,8 +228,6 @@ def run_baseline(args) -> dict:
     method = BASELINE_METHODS[args.method]
     mask = baselines.CLI_BASELINES[method](suv.array, ooi)
     reference = case.reference
-    if not Path(args.out).parent.is_dir():
-        raise InputError(Path(args.out).parent, "output folder does not exist")
     write_mask(mask, reference, args.out, overwrite=args.overwrite)
     return {"out": str(args.out), "method": method, "voxels": int(mask.sum()),
             "volume_ml": round(float(mask.sum() * reference.voxel_volume_ml), 3),
