@@ -105,8 +105,12 @@ def fill_slices(mask: np.ndarray) -> np.ndarray:
 
 
 def body_from_foreground(foreground: np.ndarray, grid: BlockGrid, opening_mm: float = 3.0) -> np.ndarray:
-    """Body contour: opened foreground (drops thin table tops, blankets, masks), largest 3-D part, filled."""
-    opened = ndi.binary_opening(foreground, structure=disk_mm(opening_mm, grid))
+    """Body contour: foreground filled per slice, opened (drops thin table tops, blankets), largest 3-D part.
+
+    Filling comes first: opening an unfilled foreground breaks a thin chest wall (a few mm at 2 mm
+    pixels), and the lungs behind the break then count as outside air.
+    """
+    opened = ndi.binary_opening(fill_slices(foreground), structure=disk_mm(opening_mm, grid))
     return fill_slices(largest_component(opened))
 
 

@@ -279,3 +279,15 @@ def test_compute_ooi_dispatch(tmp_path):
         compute_ooi("liver", ct=ct)
     with pytest.raises(ValueError, match="needs a CT, a PET or both"):
         compute_ooi("hn")
+
+
+def test_lung_ooi_spans_every_lung_slice_of_a_thin_chest_wall_phantom():
+    """Regression: opening before filling broke thin chest walls and lost whole lung slices (seed 7)."""
+    from autopaint_app.core.phantom_tissues import Tissue
+
+    phantom = make_phantom("lung", 7, healthy=True, in_plane=256)
+    lung_slices = np.flatnonzero((phantom.tissue.array == int(Tissue.LUNG)).any(axis=(1, 2)))
+    ooi_slices = np.flatnonzero(lung_ooi(phantom.ct).any(axis=(1, 2)))
+    missed = np.setdiff1d(lung_slices, ooi_slices)
+    print(f"phantom lung seed 7: {lung_slices.size} lung slices, {missed.size} outside the OOI")
+    assert missed.size <= 0.05 * lung_slices.size
