@@ -10,9 +10,12 @@ import pytest
 from autopaint_app.core.io import read_volume
 from autopaint_app.core.phantom import ensure_demo_case
 from tests.cli.helpers import assert_error, assert_same_grid_exactly, cli, snapshot
+from tests.cli.model_fixtures import tiny_models  # noqa: F401 (fixture)
 
 
-def test_demo_writes_summary_and_masks_on_the_ct_grid_and_never_overwrites(tmp_path):
+def test_demo_writes_summary_and_masks_on_the_ct_grid_and_never_overwrites(tmp_path, monkeypatch):
+    monkeypatch.setenv("AUTOPAINT_MODELS_DIR", str(tmp_path / "no_models"))
+    (tmp_path / "no_models").mkdir()
     out = tmp_path / "demo"
     run = cli("demo", "--out", out)
     assert run.code == 0, run.err
@@ -30,6 +33,7 @@ def test_demo_writes_summary_and_masks_on_the_ct_grid_and_never_overwrites(tmp_p
     assert summary["scores"]["ooi_tumour_coverage"] >= 0.95
     for name in ("suv_2.5", "suvmax_41pct_per_lesion"):
         assert 0.0 < summary["scores"][name]["dice"] <= 1.0
+    assert "no AutoPaint model installed" in summary["scores"]["autopaint"]["skipped"]
     before = snapshot(out)
     again = cli("demo", "--out", out)
     assert_error(again, out / "ooi.nii.gz", "already exists", "--overwrite")
@@ -40,3 +44,19 @@ def test_demo_output_folder_that_cannot_be_created(tmp_path):
     (tmp_path / "a_file").write_text("not a folder")
     out = tmp_path / "a_file" / "demo"
     assert_error(cli("demo", "--out", out), out, "cannot create output folder")
+
+
+def test_demo_runs_autopaint_with_the_installed_model(tmp_path, monkeypatch, tiny_models):
+    monkeypatch.setenv("AUTOPAINT_MODELS_DIR", str(tiny_models))
+    out = tmp_path / "demo"
+    run = cli("demo", "--out", out)
+    assert run.code == 0, run.err
+    autopaint = run.json["scores"]["autopaint"]
+    assert autopaint["model"].endswith("lung_petct_test.onnx")
+    ct = read_volume(ensure_demo_case() / "ct.nii.gz")
+    mask = read_volume(out / "autopaint" / "mask.nii.gz")
+    assert_same_grid_exactly(mask, ct)
+    truth = read_volume(ensure_demo_case() / "label.nii.gz").array > 0
+    dice = 2 * np.logical_and(mask.array > 0, truth).sum() / max((mask.array > 0).sum() + truth.sum(), 1)
+    assert autopaint["dice"] == pytest.approx(dice)
+    assert (out / "autopaint" / "summary.json").is_file()
