@@ -11,8 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from autopaint_app.core import baselines
 from autopaint_app.core.autopaint import PipelineParams
 from autopaint_app.core.case import Case, case_from_paths, find_cases, load_case

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.helpers import SMALL_PHANTOM, cli
+from tests.cli.model_fixtures import tiny_models  # noqa: F401 (fixture shared by the CLI tests)
 
 
 @pytest.fixture(scope="session")

@@ -14,7 +14,7 @@ from autopaint_app.core.ooi import compute_ooi
 from autopaint_app.core.phantom import make_phantom, write_phantom
 from autopaint_app.core.preprocess import resample_pet_to_ct
 from tests.cli.helpers import SMALL_PHANTOM, assert_error, assert_same_grid_exactly, cli
-from tests.cli.model_fixtures import tiny_models, use_fake_predictor  # noqa: F401
+from tests.cli.model_fixtures import use_fake_predictor
 from tests.core.autopaint_fakes import CountingPredictor, ring_mean_fill
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

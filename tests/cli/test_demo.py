@@ -10,7 +10,6 @@ import pytest
 from autopaint_app.core.io import read_volume
 from autopaint_app.core.phantom import ensure_demo_case
 from tests.cli.helpers import assert_error, assert_same_grid_exactly, cli, snapshot
-from tests.cli.model_fixtures import tiny_models  # noqa: F401 (fixture)
 
 
 def test_demo_writes_summary_and_masks_on_the_ct_grid_and_never_overwrites(tmp_path, monkeypatch):

@@ -13,7 +13,7 @@ from autopaint_app.core.io import read_volume
 from autopaint_app.core.model_store import MODELS_ENV, default_model_path
 from autopaint_app.segment_commands import parse_slices, resolve_slices
 from tests.cli.helpers import assert_error, assert_same_grid_exactly, cli
-from tests.cli.model_fixtures import KeyboardInterruptAfter, tiny_models, use_fake_predictor  # noqa: F401
+from tests.cli.model_fixtures import KeyboardInterruptAfter, use_fake_predictor
 from tests.core.autopaint_fakes import CountingPredictor, ring_mean_fill
 
 PETCT_FILES = ["inpainted_ct.nii.gz", "inpainted_pet.nii.gz", "mask.nii.gz", "residual.nii.gz", "summary.json"]
