@@ -124,6 +124,8 @@ class MainWindow(QMainWindow):
                                           "inpainted volumes")
         self.screenshot_action = self._action("Save screenshot…", self.choose_screenshot_path, "Ctrl+Shift+S")
         self.quit_action = self._action("Quit", self.close, QKeySequence.StandardKey.Quit)
+        self.train_action = self._action("Train a model…", self.open_training_wizard, None,
+                                         "train an inpainting model on your healthy cases and install it")
         menu = self.menuBar().addMenu("&File")
         for action in (self.open_files_action, self.open_folder_action, self.demo_action):
             menu.addAction(action)
@@ -136,6 +138,7 @@ class MainWindow(QMainWindow):
         segment = self.menuBar().addMenu("&Segment")
         segment.addAction(self.run_action)
         segment.addAction(self.baseline_action)
+        segment.addAction(self.train_action)
         site_menu = segment.addMenu("Organ of interest")
         self.site_actions = QActionGroup(self)
         for site, title in SITES.items():
@@ -166,6 +169,15 @@ class MainWindow(QMainWindow):
         # the site preset also decides the automatic organ of interest (lung fields / neck box)
         self.tuning_panel.site.activated.connect(lambda i: self.change_site(self.tuning_panel.site.itemData(i)))
         self.pipeline.run_finished.connect(lambda: self.statusBar().showMessage("AutoPaint finished", 5000))
+
+    def open_training_wizard(self):
+        """Show the training wizard; a model it installs appears in the tuning panel at once."""
+        from autopaint_app.gui.wizard import TrainingWizard  # pyqtgraph pages only when asked for
+
+        self.training_wizard = TrainingWizard(self)
+        self.training_wizard.model_installed.connect(lambda _path: self.pipeline.refresh_models())
+        self.training_wizard.show()
+        return self.training_wizard
 
     # ------------------------------------------------------------------ opening cases
     def open_source(self, source: str | os.PathLike | list) -> None:

@@ -1,0 +1,112 @@
+"""Wizard page 1: the case folders, what they hold, and why they cannot be used (before anything runs)."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QLabel, QListWidget, QPushButton, QTableWidget,
+                               QTableWidgetItem, QVBoxLayout, QWizardPage)
+
+from autopaint_app.gui.wizard.data_scan import DataSummary, scan_folders
+
+COLUMNS = ("Case", "Modality", "Slices", "Label", "Healthy slices", "Status")
+
+
+class DataPage(QWizardPage):
+    """Folders of cases (any layout ``core.case.find_cases`` reads), scanned when the list changes."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setTitle("Data")
+        self.setSubTitle("Folders of healthy (or labelled) PET/CT cases. Slices with tumour are left out; "
+                         "validation uses whole patients the network never trains on.")
+        self.folders = QListWidget()
+        self.add_button = QPushButton("Add folder…")
+        self.remove_button = QPushButton("Remove")
+        self.tumour_free = QCheckBox("Cases without a tumour label are tumour-free (healthy scans)")
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
+        self.split_label = QLabel()
+        self.split_label.setWordWrap(True)
+        self.message = QLabel()
+        self.message.setWordWrap(True)
+        self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.summary = DataSummary()
+        self._layout()
+        self.add_button.clicked.connect(self._choose_folder)
+        self.remove_button.clicked.connect(self._remove_selected)
+        self.tumour_free.toggled.connect(lambda _checked: self.rescan())
+
+    def _layout(self) -> None:
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.add_button)
+        buttons.addWidget(self.remove_button)
+        buttons.addStretch(1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.folders, 1)
+        layout.addLayout(buttons)
+        layout.addWidget(self.tumour_free)
+        layout.addWidget(self.table, 3)
+        layout.addWidget(self.split_label)
+        layout.addWidget(self.message)
+
+    # ------------------------------------------------------------------ folders
+    def folder_list(self) -> list[str]:
+        return [self.folders.item(i).text() for i in range(self.folders.count())]
+
+    def add_folder(self, folder: str) -> None:
+        """Add a folder (no duplicates) and rescan."""
+        if folder and folder not in self.folder_list():
+            self.folders.addItem(str(folder))
+        self.rescan()
+
+    def _choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Folder of cases (or of case folders)")
+        if folder:
+            self.add_folder(folder)
+
+    def _remove_selected(self) -> None:
+        for item in self.folders.selectedItems():
+            self.folders.takeItem(self.folders.row(item))
+        self.rescan()
+
+    # ------------------------------------------------------------------ scan
+    def rescan(self) -> None:
+        """Read every case (synchronously: volumes are validated by ``core.case.load_case``)."""
+        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
+        try:
+            self.summary = scan_folders(self.folder_list(), self.tumour_free.isChecked())
+        finally:
+            QGuiApplication.restoreOverrideCursor()
+        self._show_summary()
+        self.completeChanged.emit()
+
+    def _show_summary(self) -> None:
+        cases = self.summary.cases
+        self.table.setRowCount(len(cases))
+        for row, case in enumerate(cases):
+            values = (case.case_id, "+".join(m.upper() for m in case.modalities) or "?", str(case.n_slices or "?"),
+                      "yes" if case.has_label else "no",
+                      "?" if case.healthy_slices is None else str(case.healthy_slices), case.problem or "usable")
+            for column, value in enumerate(values):
+                item = QTableWidgetItem(value)
+                item.setToolTip(value)
+                self.table.setItem(row, column, item)
+        self.table.resizeColumnsToContents()
+        train, val = self.summary.split
+        self.split_label.setText(f"Patient-wise split (seed 0): training {', '.join(train)} | validation "
+                                 f"{', '.join(val)}" if val else "")
+        lines = [f"<b style='color:#c0392b'>{text}</b>" for text in self.summary.errors]
+        lines += [text for text in self.summary.notes]
+        self.message.setText("<br>".join(lines))
+
+    def isComplete(self) -> bool:
+        return bool(self.summary.usable) and not self.summary.errors
+
+    def validatePage(self) -> bool:
+        return self.isComplete()
+
+    def case_entries(self) -> list[dict]:
+        """The run.json ``cases``: one entry per folder, with the tumour-free flag."""
+        return [{"path": folder, "healthy": self.tumour_free.isChecked()} for folder in self.folder_list()]

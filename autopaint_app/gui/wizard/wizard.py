@@ -1,0 +1,101 @@
+"""The training wizard: Data → Model → Training → Run → Finish, driving the backend as a child process.
+
+The wizard writes the ``run.json`` it uses into the run folder (``autopaint-cli train --config
+run.json`` reproduces the run headless) and never imports torch or ``autopaint_app.training``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PySide6.QtCore import QStandardPaths, Signal
+from PySide6.QtWidgets import QMessageBox, QWizard
+
+from autopaint_app.gui.wizard.page_finish import FinishPage
+from autopaint_app.gui.wizard.page_run import RunPage
+from autopaint_app.gui.wizard.pages_data import DataPage
+from autopaint_app.gui.wizard.pages_model import ModelPage, TrainingPage
+
+
+def user_models_folder() -> Path:
+    """``<app data>/models``: the user's model folder the tuning panel lists (``gui.pipeline.model_folders``)."""
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(base or Path.home() / ".autopaint") / "models"
+
+
+class TrainingWizard(QWizard):
+    """Train, validate and install an inpainting model.
+
+    Args:
+        models_folder: Where the finished model is installed (default :func:`user_models_folder`).
+        overrides: Extra ``run.json`` keys merged last (e.g. ``widths`` for a tiny test network).
+
+    Signals:
+        model_installed(str): the installed ``.onnx`` path (the main window refreshes its model list).
+    """
+
+    model_installed = Signal(str)
+
+    def __init__(self, parent=None, models_folder: str | Path | None = None, overrides: dict | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("Train a model")
+        self.models_folder = Path(models_folder) if models_folder is not None else user_models_folder()
+        self.overrides = dict(overrides or {})
+        self.data_page, self.model_page, self.training_page = DataPage(), ModelPage(), TrainingPage()
+        self.run_page, self.finish_page = RunPage(), FinishPage()
+        self.training_page.setCommitPage(True)
+        self.training_page.setButtonText(QWizard.WizardButton.CommitButton, "Train")
+        for page in (self.data_page, self.model_page, self.training_page, self.run_page, self.finish_page):
+            self.addPage(page)
+        self.currentIdChanged.connect(self._on_page_changed)
+        self.resize(1100, 800)
+
+    def _on_page_changed(self, _page_id: int) -> None:
+        if self.currentPage() is self.model_page:
+            self.model_page.set_modalities(self.data_page.summary.modalities)
+
+    def python(self) -> str:
+        return self.training_page.python.text().strip()
+
+    def run_settings(self) -> dict:
+        """The ``run.json`` content from the pages (plus :attr:`overrides`)."""
+        settings = {"cases": self.data_page.case_entries(), **self.model_page.settings(),
+                    **self.training_page.settings(), "export": True}
+        settings.update(self.overrides)
+        return settings
+
+    def write_run_config(self) -> Path:
+        """Write ``<run folder>/run.json`` (the run's record and its CLI twin) and return its path."""
+        settings = self.run_settings()
+        out_dir = Path(settings["out_dir"])
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / "run.json"
+        path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+        return path
+
+    # ------------------------------------------------------------------ closing mid-run
+    def ask_stop_training(self) -> bool:
+        """While training runs, ask whether to stop it; True when the wizard may close."""
+        if not self.run_page.backend.running:
+            return True
+        answer = QMessageBox.question(self, "Training is running",
+                                      "Stop the training? The checkpoint is saved; you can resume it later "
+                                      "(autopaint-cli train --config run.json --resume).")
+        if answer != QMessageBox.StandardButton.Yes:
+            return False
+        backend = self.run_page.backend
+        backend.stop()
+        if backend.process is not None and not backend.process.waitForFinished(30000):
+            backend.kill()
+        return True
+
+    def reject(self) -> None:
+        if self.ask_stop_training():
+            super().reject()
+
+    def closeEvent(self, event) -> None:
+        if self.ask_stop_training():
+            super().closeEvent(event)
+        else:
+            event.ignore()
