@@ -342,6 +342,10 @@ class MainWindow(QMainWindow):
             action.setEnabled(has_case)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        wizard = getattr(self, "training_wizard", None)
+        if wizard is not None and not wizard.ask_stop_training():  # a running training is not killed silently
+            event.ignore()
+            return
         self.pipeline.cancel()
         self.runner.cancel()
         self.pipeline.reseg_runner.cancel()

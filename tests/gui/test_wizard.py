@@ -211,6 +211,33 @@ def test_closing_mid_run_and_confirming_stops_the_backend(qtbot, tmp_path, cases
     assert "before the first training step" in run.status.text()
 
 
+def test_a_backend_ignoring_the_stop_is_killed_and_reported(qtbot, tmp_path, cases):
+    python = _fake_python(tmp_path, "trap '' TERM\necho '{\"event\": \"start\", \"total_steps\": 10}'\n"
+                                    "exec sleep 60\n")
+    wizard = _wizard(qtbot, tmp_path)
+    wizard.run_page.backend.kill_after_ms = 300
+    _to_run_page(wizard, cases, tmp_path / "run", python=python)
+    run = wizard.run_page
+    qtbot.waitUntil(lambda: run.start_event is not None, timeout=10000)
+    run.cancel_button.click()
+    assert run.state == "stopping" and not run.cancel_button.isEnabled()
+    qtbot.waitUntil(lambda: run.state == "failed", timeout=10000)
+    assert "did not stop within 0.3 s of the stop request; killed" in run.error_label.text()
+
+
+def test_main_window_close_asks_while_the_wizard_trains(qtbot, tmp_path, cases, window, dialogs):
+    python = _fake_python(tmp_path, "echo '{\"event\": \"start\", \"total_steps\": 10}'\nexec sleep 60\n")
+    wizard = window.open_training_wizard()
+    _to_run_page(wizard, cases, tmp_path / "run", python=python)
+    qtbot.waitUntil(lambda: wizard.run_page.start_event is not None, timeout=10000)
+    dialogs.answer = dialogs.answer.No
+    window.close()
+    assert window.isVisible() and wizard.run_page.backend.running and len(dialogs.texts("question")) == 1
+    dialogs.answer = dialogs.answer.Yes
+    window.close()
+    assert not window.isVisible() and not wizard.run_page.backend.running
+
+
 def test_crashed_backend_reports_its_exit_and_traceback(qtbot, tmp_path, cases):
     python = _fake_python(tmp_path, "echo 'Traceback (most recent call last):' >&2\n"
                                     "echo 'RuntimeError: out of memory' >&2\nexit 3\n")

@@ -43,6 +43,14 @@ class BackendProcess(QObject):
         self.last_event: str | None = None
         self.stop_requested = False
         self._buffers = {"out": b"", "err": b""}
+        self._kill_timer: int | None = None
+        self.kill_after_ms = KILL_AFTER_MS
+
+    def _cancel_kill_timer(self) -> None:
+        """Forget a pending kill (it belongs to a process that has ended; a resumed one must live)."""
+        if self._kill_timer is not None:
+            self.killTimer(self._kill_timer)
+            self._kill_timer = None
 
     @property
     def running(self) -> bool:
@@ -78,7 +86,8 @@ class BackendProcess(QObject):
             return
         self.stop_requested = True
         self.process.terminate()
-        self.startTimer(KILL_AFTER_MS)
+        if self._kill_timer is None:
+            self._kill_timer = self.startTimer(int(self.kill_after_ms))
 
     def kill(self) -> None:
         """End the process at once (no checkpoint of the current epoch)."""
@@ -86,9 +95,12 @@ class BackendProcess(QObject):
             self.process.kill()
 
     def timerEvent(self, timer_event) -> None:
-        self.killTimer(timer_event.timerId())
+        self._cancel_kill_timer()
         if self.running:
-            self.log_line.emit("the trainer did not stop in time; killing it")
+            seconds = self.kill_after_ms / 1000
+            self.tail.append(f"the trainer did not stop within {seconds:g} s of the stop request; killed")
+            self.log_line.emit(self.tail[-1])
+            self.stop_requested = False  # a forced kill is a failure: the last step may not be saved
             self.process.kill()
 
     def _read(self, stream: str) -> None:
@@ -128,6 +140,7 @@ class BackendProcess(QObject):
                 self._line(self._buffers[stream].decode("utf-8", errors="replace"), stream)
                 self._buffers[stream] = b""
         self.process = None
+        self._cancel_kill_timer()
         if exit_code == 0 and exit_status == QProcess.ExitStatus.NormalExit and self.last_event in ("done", "stopped"):
             self.finished.emit(self.last_event, "")
             return
