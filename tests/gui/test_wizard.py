@@ -128,7 +128,7 @@ def test_data_page_explains_bad_data(tmp_path):
     assert summary.modalities == ("ct",) and summary.notes[0].startswith("Mixed modalities")
 
 
-def test_train_cancel_resume_finish_installs_a_loadable_model(qtbot, tmp_path, cases, window, monkeypatch):
+def test_train_cancel_resume_finish_installs_a_loadable_model(qtbot, tmp_path, cases, window, dialogs, monkeypatch):
     models = tmp_path / "models"  # stands in for <app data>/models, which the tuning panel lists
     monkeypatch.setattr("autopaint_app.gui.wizard.wizard.user_models_folder", lambda: models)
     monkeypatch.setattr("autopaint_app.gui.pipeline.model_folders", lambda: [models])
@@ -155,12 +155,21 @@ def test_train_cancel_resume_finish_installs_a_loadable_model(qtbot, tmp_path, c
     assert run.status.text().startswith("Cancelled: checkpoint kept") and run.pause_button.text() == "Resume"
     assert not run.isComplete()
 
-    run.pause_button.click()  # Resume: --resume from latest.pt
-    assert run.state == "running"
+    run.pause_button.click()  # Resume: --resume from latest.pt ...
+    assert run.state == "running" and "--resume" in run.log.toPlainText()
+    wizard.close()  # ... but close the wizard mid-run (answer Yes: stop) and resume the run later
+    assert dialogs.texts("question") and not run.backend.running and not wizard.isVisible()
+    assert (out_dir / "checkpoints" / "latest.pt").is_file()
+
+    wizard = window.open_training_wizard()
+    wizard.model_installed.connect(installed.append)
+    wizard.load_run(out_dir / "run.json")
+    run = wizard.run_page
+    assert wizard.currentPage() is run and run.state == "running" and "--resume" in run.log.toPlainText()
+    assert json.loads((out_dir / "run.json").read_text()) == written  # the same run, continued
     qtbot.waitUntil(lambda: run.state in ("done", "failed"), timeout=90000)
     assert run.state == "done", run.error_label.text() + run.log.toPlainText()[-2000:]
     assert len(run.val_curves["psnr_hole"].getData()[0]) >= 1 and len(run.loss_curves["total"].getData()[0]) >= 6
-    assert "--resume" in run.log.toPlainText()
 
     wizard.next()
     assert wizard.currentPage() is wizard.finish_page

@@ -106,7 +106,7 @@ class RunPage(QWizardPage):
         self.backend.python = wizard.python()
         self.cli_label.setText(f"Run settings: {self.config_path}  (headless twin: "
                                f"autopaint-cli train --config {self.config_path})")
-        self.start(resume=False)
+        self.start(resume=wizard.training_page.resuming and self.checkpoint_path().is_file())
 
     def start(self, resume: bool) -> None:
         """Start (or with ``resume`` continue) the backend on :attr:`config_path`."""

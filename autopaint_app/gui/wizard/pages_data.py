@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QLabel, QListWidget, QPushButton, QTableWidget,
-                               QTableWidgetItem, QVBoxLayout, QWizardPage)
+from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QLabel, QListWidget, QMessageBox, QPushButton,
+                               QTableWidget, QTableWidgetItem, QVBoxLayout, QWizardPage)
 
+from autopaint_app.core.errors import InputError
 from autopaint_app.gui.wizard.data_scan import DataSummary, scan_folders
 
 COLUMNS = ("Case", "Modality", "Slices", "Label", "Healthy slices", "Status")
@@ -23,6 +24,8 @@ class DataPage(QWizardPage):
         self.folders = QListWidget()
         self.add_button = QPushButton("Add folder…")
         self.remove_button = QPushButton("Remove")
+        self.resume_button = QPushButton("Resume an earlier run…")
+        self.resume_button.setToolTip("Continue a stopped run from its checkpoint (choose its run.json)")
         self.tumour_free = QCheckBox("Cases without a tumour label are tumour-free (healthy scans)")
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(COLUMNS)
@@ -36,6 +39,7 @@ class DataPage(QWizardPage):
         self._layout()
         self.add_button.clicked.connect(self._choose_folder)
         self.remove_button.clicked.connect(self._remove_selected)
+        self.resume_button.clicked.connect(self._choose_run)
         self.tumour_free.toggled.connect(lambda _checked: self.rescan())
 
     def _layout(self) -> None:
@@ -43,6 +47,7 @@ class DataPage(QWizardPage):
         buttons.addWidget(self.add_button)
         buttons.addWidget(self.remove_button)
         buttons.addStretch(1)
+        buttons.addWidget(self.resume_button)
         layout = QVBoxLayout(self)
         layout.addWidget(self.folders, 1)
         layout.addLayout(buttons)
@@ -65,6 +70,14 @@ class DataPage(QWizardPage):
         folder = QFileDialog.getExistingDirectory(self, "Folder of cases (or of case folders)")
         if folder:
             self.add_folder(folder)
+
+    def _choose_run(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "run.json of the run to resume", "", "Run settings (run.json)")
+        if path:
+            try:
+                self.wizard().load_run(path)
+            except InputError as error:
+                QMessageBox.warning(self, "Cannot resume this run", str(error))
 
     def _remove_selected(self) -> None:
         for item in self.folders.selectedItems():
@@ -106,6 +119,17 @@ class DataPage(QWizardPage):
 
     def validatePage(self) -> bool:
         return self.isComplete()
+
+    def load(self, run: dict) -> None:
+        """Show a ``run.json``'s folders and tumour-free flag (resuming a run)."""
+        self.folders.clear()
+        cases = [entry if isinstance(entry, dict) else {"path": entry} for entry in run.get("cases", [])]
+        self.tumour_free.blockSignals(True)
+        self.tumour_free.setChecked(any(entry.get("healthy") for entry in cases))
+        self.tumour_free.blockSignals(False)
+        for entry in cases:
+            self.folders.addItem(str(entry["path"]))
+        self.rescan()
 
     def case_entries(self) -> list[dict]:
         """The run.json ``cases``: one entry per folder, with the tumour-free flag."""

@@ -73,6 +73,14 @@ class ModelPage(QWizardPage):
     def isComplete(self) -> bool:
         return self.modality.count() > 0 and self.crop.value() % 64 == 0
 
+    def load(self, run: dict) -> None:
+        """Select a ``run.json``'s site, modality, architecture, size and crop (resuming a run)."""
+        for combo, key in ((self.site, "site"), (self.modality, "modality"), (self.arch, "arch"), (self.size, "size")):
+            index = combo.findData(run.get(key))
+            if index >= 0:
+                combo.setCurrentIndex(index)
+        self.crop.setValue(int(run.get("train_crop", self.crop.value())))
+
     def settings(self) -> dict:
         return {"site": self.site.currentData(), "modality": self.modality.currentData(),
                 "arch": self.arch.currentData(), "size": self.size.currentData(), "train_crop": self.crop.value()}
@@ -103,6 +111,7 @@ class TrainingPage(QWizardPage):
         self.out_dir = QLineEdit(str(default_runs_dir() / time.strftime("run_%Y%m%d_%H%M%S")))
         self.message = QLabel()
         self.message.setWordWrap(True)
+        self.resuming = False  # set by TrainingWizard.load_run: the run folder's checkpoint is continued
         self._layout()
         self.vgg.textChanged.connect(self._on_vgg_changed)
         for edit in (self.vgg, self.python, self.out_dir):
@@ -149,7 +158,7 @@ class TrainingPage(QWizardPage):
         out = Path(self.out_dir.text().strip() or ".")
         if not self.out_dir.text().strip():
             found.append("Choose a run folder.")
-        elif (out / "checkpoints" / "latest.pt").exists():
+        elif (out / "checkpoints" / "latest.pt").exists() and not self.resuming:
             found.append(f"{out}: holds a training run already; choose a new run folder")
         return found
 
@@ -157,6 +166,15 @@ class TrainingPage(QWizardPage):
         problems = self.problems()
         self.message.setText("<br>".join(f"<b style='color:#c0392b'>{p}</b>" for p in problems))
         return not problems
+
+    def load(self, run: dict) -> None:
+        """Fill the fields from a ``run.json`` dict (resuming a run)."""
+        for spin, key in ((self.epochs1, "epochs_phase1"), (self.epochs2, "epochs_phase2"),
+                          (self.batch, "batch_size"), (self.steps, "steps_per_epoch"), (self.seed, "seed")):
+            if run.get(key) is not None:
+                spin.setValue(int(run[key]))
+        self.vgg.setText(run.get("vgg_weights") or "")
+        self.out_dir.setText(str(run["out_dir"]))
 
     def settings(self) -> dict:
         values = {"epochs_phase1": self.epochs1.value(), "epochs_phase2": self.epochs2.value(),

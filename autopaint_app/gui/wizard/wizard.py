@@ -12,6 +12,8 @@ from pathlib import Path
 from PySide6.QtCore import QStandardPaths, Signal
 from PySide6.QtWidgets import QMessageBox, QWizard
 
+from autopaint_app.core.errors import InputError
+
 from autopaint_app.gui.wizard.page_finish import FinishPage
 from autopaint_app.gui.wizard.page_run import RunPage
 from autopaint_app.gui.wizard.pages_data import DataPage
@@ -73,6 +75,43 @@ class TrainingWizard(QWizard):
         path = out_dir / "run.json"
         path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
         return path
+
+    # ------------------------------------------------------------------ resuming a stopped run
+    def load_run(self, run_json: str | Path) -> None:
+        """Fill the pages from a run's ``run.json`` and continue it from its checkpoint.
+
+        Keys the pages do not show (e.g. ``widths``) are kept as :attr:`overrides`. Walks the
+        pages (each still validated); the Run page starts with ``--resume`` when
+        ``<run folder>/checkpoints/latest.pt`` exists.
+
+        Raises:
+            InputError: unreadable ``run.json``, or it names no case folders or run folder.
+        """
+        path = Path(run_json)
+        try:
+            run = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise InputError(path, f"not a readable run.json ({error})") from None
+        if not isinstance(run, dict) or not run.get("cases") or not run.get("out_dir"):
+            raise InputError(path, "run.json needs 'cases' and 'out_dir'")
+        out_dir = Path(run["out_dir"])
+        run["out_dir"] = str(out_dir if out_dir.is_absolute() else (path.parent / out_dir).resolve())
+        shown = {"site", "modality", "arch", "size", "train_crop", "epochs_phase1", "epochs_phase2",
+                 "batch_size", "steps_per_epoch", "seed", "vgg_weights", "out_dir", "export"}
+        # 'cases' is kept verbatim (patient ids, relative paths): the trainer refuses a resume when it changes
+        self.overrides = {**self.overrides, **{k: v for k, v in run.items() if k not in shown}}
+        while self.currentPage() is not self.data_page and self.currentId() > 0:
+            self.back()
+        entries = [entry if isinstance(entry, dict) else {"path": entry} for entry in run["cases"]]
+        self.data_page.load({"cases": [{**entry, "path": str(path.parent / entry["path"])} for entry in entries]})
+        self.training_page.resuming = True
+        for page, fill in ((self.data_page, None), (self.model_page, self.model_page.load),
+                           (self.training_page, self.training_page.load)):
+            if fill is not None:
+                fill(run)
+            if self.currentPage() is not page or not page.isComplete():
+                return  # the page explains what is wrong
+            self.next()
 
     # ------------------------------------------------------------------ closing mid-run
     def ask_stop_training(self) -> bool:
