@@ -84,6 +84,10 @@ def test_data_page_lists_cases_split_and_offers_only_their_modalities(qtbot, tmp
     wizard.next()
     titles = [wizard.model_page.modality.itemText(i) for i in range(wizard.model_page.modality.count())]
     assert titles == ["PET-CT", "CT", "PET"] and wizard.model_page.arch.currentData() == "gconv_lap"
+    wizard.model_page.size.setCurrentIndex(wizard.model_page.size.findData("paper"))
+    assert not wizard.model_page.isComplete() and "multiples of 256 px" in wizard.model_page.message.text()
+    wizard.model_page.size.setCurrentIndex(wizard.model_page.size.findData("compact"))
+    assert wizard.model_page.isComplete() and wizard.button(QWizard.WizardButton.NextButton).isEnabled()
     wizard.next()
     training = wizard.training_page
     assert "random-seeded features" in training.vgg_note.text() and training.device.currentText() == "CPU"

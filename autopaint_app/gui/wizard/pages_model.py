@@ -16,6 +16,8 @@ MODALITY_TITLES = {"petct": "PET-CT", "ct": "CT", "pet": "PET"}
 ARCHITECTURES = {"gconv_lap": "GConv-Lap (paper, default)", "gconv": "GConv (comparison)",
                  "pconv": "PConv (comparison)"}
 SIZES = {"compact": "Compact (CPU friendly)", "paper": "Paper (64…512 channels, 8 levels)"}
+# Crops must be multiples of the U-Net's 2 ** depth (training.networks: compact 5 levels, paper 8).
+SIZE_MULTIPLE = {"compact": 32, "paper": 256}
 RANDOM_VGG_TEXT = ("No file: torch's cached ImageNet VGG16 weights are used when present, otherwise the "
                    "perceptual and style terms use random-seeded features (they still regularise, but are not "
                    "ImageNet features). The Run page says which one the trainer used.")
@@ -56,10 +58,15 @@ class ModelPage(QWizardPage):
         self.size = _combo(SIZES)
         self.crop = _spin(64, 512, 128, step=64, suffix=" px")
         self.crop.setToolTip("Side of the square training crops on the 512 px working grid (multiple of 64).")
+        self.message = QLabel()
+        self.message.setWordWrap(True)
         form = QFormLayout(self)
         for label, widget in (("Site preset:", self.site), ("Modality:", self.modality),
-                              ("Architecture:", self.arch), ("Size:", self.size), ("Training crop:", self.crop)):
+                              ("Architecture:", self.arch), ("Size:", self.size), ("Training crop:", self.crop),
+                              ("", self.message)):
             form.addRow(label, widget)
+        self.size.currentIndexChanged.connect(lambda _index: self.completeChanged.emit())
+        self.crop.valueChanged.connect(lambda _value: self.completeChanged.emit())
 
     def set_modalities(self, modalities: tuple[str, ...]) -> None:
         """Offer only the modalities the data has (PET-CT first)."""
@@ -70,8 +77,18 @@ class ModelPage(QWizardPage):
         if current in modalities:
             self.modality.setCurrentIndex(modalities.index(current))
 
+    def problems(self) -> list[str]:
+        """Why Next is refused (shown on the page)."""
+        found = [] if self.modality.count() else ["No modality is common to the cases (see the Data page)."]
+        multiple = SIZE_MULTIPLE[self.size.currentData()]
+        if self.crop.value() % multiple:
+            found.append(f"The {self.size.currentData()} network needs crops that are multiples of {multiple} px.")
+        return found
+
     def isComplete(self) -> bool:
-        return self.modality.count() > 0 and self.crop.value() % 64 == 0
+        problems = self.problems()
+        self.message.setText("<br>".join(f"<b style='color:#c0392b'>{p}</b>" for p in problems))
+        return not problems
 
     def load(self, run: dict) -> None:
         """Select a ``run.json``'s site, modality, architecture, size and crop (resuming a run)."""

@@ -100,8 +100,9 @@ class TrainingWizard(QWizard):
                  "batch_size", "steps_per_epoch", "seed", "vgg_weights", "out_dir", "export"}
         # 'cases' is kept verbatim (patient ids, relative paths): the trainer refuses a resume when it changes
         self.overrides = {**self.overrides, **{k: v for k, v in run.items() if k not in shown}}
-        while self.currentPage() is not self.data_page and self.currentId() > 0:
-            self.back()
+        if self.run_page.backend.running:
+            raise InputError(path, "a training is running in this wizard; stop it first")
+        self.restart()  # back to the Data page (the Run page is past a commit page: Back cannot reach it)
         entries = [entry if isinstance(entry, dict) else {"path": entry} for entry in run["cases"]]
         self.data_page.load({"cases": [{**entry, "path": str(path.parent / entry["path"])} for entry in entries]})
         self.training_page.resuming = True
