@@ -29,6 +29,10 @@ def format_eta(seconds) -> str:
     return f"ETA {seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
+def _number(value) -> str:
+    return "–" if value is None else f"{value:.4g}"
+
+
 class RunPage(QWizardPage):
     """Runs the backend on the wizard's ``run.json`` as soon as the page opens.
 
@@ -193,8 +197,8 @@ class RunPage(QWizardPage):
         for key, curve in self.val_curves.items():
             points = [(e["epoch"], e["val"][key]) for e in self.epochs if e.get("val", {}).get(key) is not None]
             curve.setData([p[0] for p in points], [p[1] for p in points])
-        self._log(f"epoch {record['epoch']}: val PSNR holes {val.get('psnr_hole')} dB, SSIM holes "
-                  f"{val.get('ssim_hole')}, MSE holes {val.get('mse_hole')}")
+        figures = ", ".join(f"{title} {_number(val.get(key))}" for key, title in VAL_METRICS.items())
+        self._log(f"epoch {record['epoch']}: validation {figures}")
 
     def _draw_biharmonic(self, metrics: dict) -> None:
         for plot, line in self.biharmonic_lines:
