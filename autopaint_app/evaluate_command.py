@@ -17,6 +17,7 @@ from pathlib import Path
 from autopaint_app.core import cohort
 from autopaint_app.core.case import find_cases
 from autopaint_app.core.errors import InputError
+from autopaint_app.core.io import publish_staged
 from autopaint_app.core.segment import refuse_existing, segment_case
 from autopaint_app.segment_commands import (ProgressBar, load_for_modality, load_predictor, model_facts,
                                             pipeline_params, run_job)
@@ -143,24 +144,18 @@ def _write_all(out: Path, table: dict, scored: list, text: str, overwrite: bool)
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(out, f"cannot create output folder ({exc.strerror})") from None
-    staged, moved = {}, []
+    staged: dict[Path, Path] = {}
     try:
         for name, content in documents.items():
             staged[out / name] = _stage(out, name, lambda path, c=content: Path(path).write_text(c, encoding="utf-8"))
         title = f"{table['site']} {table['modality']} ({table['mode']}): Dice vs residual threshold"
         staged[out / "dice_vs_threshold.png"] = _stage(out, "dice_vs_threshold.png", lambda path: dice_threshold_plot(
             path, thresholds, curves, baseline_means, table["fixed_threshold"], title))
-        for final, temporary in staged.items():
-            os.replace(temporary, final)
-            moved.append(final)
-    except BaseException:
-        for final in moved:
-            final.unlink(missing_ok=True)
-        raise
-    finally:
+    except BaseException:  # Ctrl-C too: nothing staged survives
         for temporary in staged.values():
-            if temporary.exists():
-                temporary.unlink()
+            temporary.unlink(missing_ok=True)
+        raise
+    publish_staged(staged)
 
 
 def _stage(out: Path, name: str, write) -> Path:

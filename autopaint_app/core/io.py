@@ -274,15 +274,16 @@ def _temporary_beside(path: Path, suffix: str) -> str:
     return tmp_name
 
 
-def write_json(data: dict, path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Write ``data`` as indented JSON atomically, refusing to overwrite unless asked."""
+def write_text(text: str, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write ``text`` (UTF-8) atomically, refusing to overwrite unless asked."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputExistsError(path)
-    tmp_name = _temporary_beside(path, ".json")
+    if not path.parent.is_dir():
+        raise InputError(path.parent, "output folder does not exist")
+    tmp_name = _temporary_beside(path, path.suffix)
     try:
-        with open(tmp_name, "w", encoding="utf-8") as handle:
-            json.dump(data, handle, indent=2)
+        Path(tmp_name).write_text(text, encoding="utf-8")
         os.replace(tmp_name, path)
     except OSError as exc:
         raise InputError(path, f"cannot be written ({exc.strerror})") from None
@@ -290,6 +291,32 @@ def write_json(data: dict, path: str | os.PathLike, overwrite: bool = False) -> 
         if os.path.exists(tmp_name):
             os.remove(tmp_name)
     return path
+
+
+def write_json(data: dict, path: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write ``data`` as indented JSON atomically, refusing to overwrite unless asked."""
+    return write_text(json.dumps(data, indent=2), path, overwrite)
+
+
+def publish_staged(staged: dict[Path, Path]) -> None:
+    """Rename each staged temporary file (value) onto its final name (key), all or nothing.
+
+    Used for output sets (segment, evaluate): if anything fails or is interrupted (Ctrl-C) the files
+    already renamed are removed again and every remaining temporary is deleted.
+    """
+    moved: list[Path] = []
+    try:
+        for final, temporary in staged.items():
+            os.replace(temporary, final)
+            moved.append(final)
+    except BaseException:
+        for final in moved:
+            final.unlink(missing_ok=True)
+        raise
+    finally:
+        for temporary in staged.values():
+            if Path(temporary).exists():
+                Path(temporary).unlink()
 
 
 def write_like(array: np.ndarray, reference: Volume, path: str | os.PathLike, overwrite: bool = False) -> Path:

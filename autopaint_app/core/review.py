@@ -19,8 +19,8 @@ from typing import Iterable, Sequence
 import numpy as np
 from scipy import ndimage
 
-from autopaint_app.core.errors import InputError, OutputExistsError
-from autopaint_app.core.io import Volume, _temporary_beside, write_mask
+from autopaint_app.core.errors import OutputExistsError
+from autopaint_app.core.io import Volume, write_mask, write_text
 from autopaint_app.core.lesions import CONNECTIVITY_26, LesionStats
 
 CSV_COLUMNS = ("lesion", "accepted", "voxels", "volume_ml", "suv_max", "suv_mean", "suv_peak", "tlg_suv_ml",
@@ -86,25 +86,11 @@ def write_lesion_csv(table: Sequence[LesionStats], path: str | os.PathLike, reje
         OutputExistsError: the file exists and ``overwrite`` is False.
         InputError: the folder is missing or not writable.
     """
-    path = Path(path)
-    if path.exists() and not overwrite:
-        raise OutputExistsError(path)
-    if not path.parent.is_dir():
-        raise InputError(path.parent, "output folder does not exist")
     buffer = _io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     writer.writerows(lesion_rows(table, rejected))
-    tmp_name = _temporary_beside(path, ".csv")
-    try:
-        Path(tmp_name).write_text(buffer.getvalue(), encoding="utf-8")
-        os.replace(tmp_name, path)
-    except OSError as exc:
-        raise InputError(path, f"cannot be written ({exc.strerror})") from None
-    finally:
-        if os.path.exists(tmp_name):
-            os.remove(tmp_name)
-    return path
+    return write_text(buffer.getvalue(), path, overwrite)
 
 
 def export_paths(folder: str | os.PathLike, case_id: str) -> dict[str, Path]:

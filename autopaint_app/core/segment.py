@@ -31,7 +31,7 @@ import numpy as np
 from autopaint_app.core.autopaint import AutopaintResult, PipelineParams, Progress, run_autopaint
 from autopaint_app.core.case import Case
 from autopaint_app.core.errors import InputError, OutputExistsError
-from autopaint_app.core.io import Volume, write_json, write_volume
+from autopaint_app.core.io import Volume, publish_staged, write_json, write_volume
 from autopaint_app.core.lesions import lesion_table
 from autopaint_app.core.ooi import compute_ooi
 from autopaint_app.core.preprocess import PreparedCase, prepare_case, resample_pet_to_ct
@@ -232,21 +232,14 @@ def write_outputs(out_dir: str | os.PathLike, volumes: dict[str, Volume], docume
         raise InputError(out, f"cannot create output folder ({exc.strerror})") from None
     tag = f".staging-{os.getpid()}-"
     staged: dict[Path, Path] = {}
-    moved: list[Path] = []
     try:
         for name, volume in volumes.items():
             staged[out / name] = write_volume(volume, out / (tag + name), overwrite=True)
         for name, document in documents.items():
             staged[out / name] = write_json(document, out / (tag + name), overwrite=True)
-        for final, temporary in staged.items():
-            os.replace(temporary, final)
-            moved.append(final)
     except BaseException:  # KeyboardInterrupt too: an interrupted run leaves no partial set
-        for final in moved:
-            final.unlink(missing_ok=True)
-        raise
-    finally:
         for temporary in staged.values():
-            if temporary.exists():
-                temporary.unlink()
+            temporary.unlink(missing_ok=True)
+        raise
+    publish_staged(staged)
     return list(staged)
