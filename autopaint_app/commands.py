@@ -180,9 +180,9 @@ def _require_torch() -> None:
 def run_train(args) -> None:
     """Train from run.json; progress goes to stdout as JSON lines, so nothing is returned to print."""
     _require_torch()
-    from autopaint_app.training.train import run_from_args  # torch stays out of the headless CLI import
+    from autopaint_app.training.train import command_line, run_from_args  # torch stays out of the CLI import
 
-    run_from_args(args.config, args.resume)
+    run_from_args(args.config, args.resume, command_line("autopaint-cli train", args.config, args.resume))
     return None
 
 

@@ -336,10 +336,16 @@ def run_from_args(config_path: Path, resume: bool, command: str | None = None) -
     return train(load_run_config(config_path), resume=resume, command=command or " ".join(sys.argv))
 
 
+def command_line(program: str, config_path: Path, resume: bool) -> str:
+    """The command that reproduces this run, for the log and the model card."""
+    return f"{program} --config {config_path}" + (" --resume" if resume else "")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return run_from_args(args.config, args.resume)
+        return run_from_args(args.config, args.resume,
+                             command_line("python -m autopaint_app.training", args.config, args.resume))
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

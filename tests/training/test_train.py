@@ -62,6 +62,7 @@ def test_module_run_then_cli_resume(tmp_path, cases):
     latest, best = tmp_path / "run/checkpoints/latest.pt", tmp_path / "run/checkpoints/best.pt"
     state = torch.load(latest, map_location="cpu", weights_only=True)
     assert (state["epoch"], state["global_step"], state["phase"], state["step_in_epoch"]) == (2, 12, 2, 0)
+    assert state["command"] == f"python -m autopaint_app.training --config {config}"  # what the card records
     assert torch.load(best, weights_only=True)["best"]["epoch"] in (1, 2)
     assert (tmp_path / "run/val_set.npz").is_file() and "patient-wise split" in (tmp_path / "run/train.log").read_text()
 
