@@ -45,6 +45,12 @@ def default_runs_dir() -> Path:
     return Path(base or Path.home() / ".autopaint") / "training_runs"
 
 
+
+def _shown_without_problems(label, problems: list[str]) -> bool:
+    """Show ``problems`` in red on ``label``; True when there are none (a page's isComplete)."""
+    label.setText("<br>".join(f"<b style='color:#c0392b'>{p}</b>" for p in problems))
+    return not problems
+
 class ModelPage(QWizardPage):
     """Site preset, modality (only those every usable case has), architecture, size, crop size."""
 
@@ -86,9 +92,7 @@ class ModelPage(QWizardPage):
         return found
 
     def isComplete(self) -> bool:
-        problems = self.problems()
-        self.message.setText("<br>".join(f"<b style='color:#c0392b'>{p}</b>" for p in problems))
-        return not problems
+        return _shown_without_problems(self.message, self.problems())
 
     def load(self, run: dict) -> None:
         """Select a ``run.json``'s site, modality, architecture, size and crop (resuming a run)."""
@@ -180,9 +184,7 @@ class TrainingPage(QWizardPage):
         return found
 
     def isComplete(self) -> bool:
-        problems = self.problems()
-        self.message.setText("<br>".join(f"<b style='color:#c0392b'>{p}</b>" for p in problems))
-        return not problems
+        return _shown_without_problems(self.message, self.problems())
 
     def load(self, run: dict) -> None:
         """Fill the fields from a ``run.json`` dict (resuming a run)."""
