@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from autopaint_app.core.errors import InputError
+from autopaint_app.core.presets import MODALITY_CHANNELS
 from autopaint_app.training.networks import NetworkConfig
 
 CHECKPOINT_FORMAT = "autopaint-train-1"
@@ -86,3 +87,60 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise InputError(path, f"not an AutoPaint training checkpoint (format {CHECKPOINT_FORMAT})")
     return state
+
+
+def initialise_from(model, path: str | os.PathLike, channels: tuple[str, ...]) -> str:
+    """Copy a checkpoint's network weights into ``model`` (fine-tuning start), matching channels by name.
+
+    The source may have other image channels (a PET-CT source for a CT model): the first encoder
+    layer's input weights and the head's input/output weights are picked per channel name; every
+    other tensor must match exactly. Returns a short description for the log.
+
+    Raises:
+        InputError: unreadable checkpoint, another architecture/width, or a channel the source lacks.
+    """
+    state = load_checkpoint(path)
+    source_config = network_from_dict(state["network"]) if "network" in state else None
+    source_channels = _checkpoint_channels(state)
+    if source_config is not None and (source_config.arch != model.config.arch
+                                      or tuple(source_config.widths) != tuple(model.config.widths)):
+        raise InputError(path, f"network {source_config.arch} {list(source_config.widths)} cannot start a "
+                               f"{model.config.arch} {list(model.config.widths)} run")
+    missing = [name for name in channels if name not in source_channels]
+    if missing:
+        raise InputError(path, f"the checkpoint has channels {list(source_channels)}, not {missing}")
+    pick = [source_channels.index(name) for name in channels]
+    source, target = state["model"], model.state_dict()
+    n_src = len(source_channels)
+    adopted = {}
+    for key, tensor in target.items():
+        value = source.get(key)
+        if value is None:
+            raise InputError(path, f"the checkpoint has no weight {key!r}")
+        adapted = _adapt_channels(key, value, pick, n_src, model.config.widths[0])
+        value = value if adapted is None else adapted
+        if value.shape != tensor.shape:
+            raise InputError(path, f"weight {key!r} has shape {tuple(source[key].shape)}, "
+                                       f"expected {tuple(tensor.shape)}")
+        adopted[key] = value
+    model.load_state_dict(adopted)
+    return f"channels {list(source_channels)} -> {list(channels)}"
+
+
+def _checkpoint_channels(state: dict) -> list[str]:
+    modality = (state.get("run_config") or {}).get("modality")
+    return list(MODALITY_CHANNELS.get(modality, ()))
+
+
+def _adapt_channels(key: str, value, pick: list[int], n_src: int, width: int):
+    """Channel-dependent tensors: the first encoder layer (input = image channels [+ GConv's mask])
+    and the head (input = ``width`` decoder features + image channels [+ mask]; output = channels)."""
+    if key.startswith("encoder.0.") and key.endswith("weight") and value.dim() == 4:
+        mask_columns = list(range(n_src, value.shape[1]))
+        return value[:, pick + mask_columns].clone()
+    if key.startswith("head.") and key.endswith("bias"):
+        return value[pick].clone()
+    if key.startswith("head.") and key.endswith("weight") and value.dim() == 4:
+        columns = list(range(width)) + [width + i for i in pick] + list(range(width + n_src, value.shape[1]))
+        return value[pick][:, columns].clone()
+    return None

@@ -9,7 +9,9 @@
 
 A case entry is a folder path (it may hold several cases, see ``core.case.find_cases``) or a dict
 with ``path``, optional ``healthy`` (the folder's cases have no label but are known to be tumour
-free) and optional ``patient_id`` (cases sharing it always land on the same side of the split).
+free), optional ``patient_id`` (cases sharing it always land on the same side of the split) and
+optional ``split`` (``"train"`` or ``"val"``: force the folder's patients to that side, e.g. to keep
+a real patient held out for validation; the rest are split at random by ``val_fraction``).
 Relative paths are resolved against the folder of ``run.json``. Nothing here imports torch.
 """
 
@@ -29,11 +31,13 @@ SIZES = ("compact", "paper")
 
 @dataclass(frozen=True)
 class CaseEntry:
-    """One entry of ``cases``: a folder, whether it is known tumour-free, an optional patient id."""
+    """One entry of ``cases``: a folder, whether it is known tumour-free, an optional patient id and
+    an optional forced side of the split (``"train"`` or ``"val"``, e.g. to hold out a real patient)."""
 
     path: str
     healthy: bool = False
     patient_id: str | None = None
+    split: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,8 @@ class RunConfig:
         tumour_margin_mm: Slices within this distance (z) of a tumour are excluded too.
         vgg_weights: torchvision VGG16 state dict (ImageNet); default hub cache, else seeded random.
         vgg_downsample: Average-pool before VGG (1 = paper; 2 makes the loss ~4x cheaper on CPU).
+        init_from: Training checkpoint whose network weights start this run (fine-tuning, e.g. a
+            lung CT model from the lung PET-CT one); input/output channels are matched by name.
         threads: torch intra-op threads.
         export: Export the best checkpoint to ``out_dir`` as ONNX + card at the end of the run.
     """
@@ -87,6 +93,7 @@ class RunConfig:
     tumour_margin_mm: float = 6.0
     vgg_weights: str | None = None
     vgg_downsample: int = 1
+    init_from: str | None = None
     threads: int = 2
     export: bool = True
     extra: dict = field(default_factory=dict, compare=False)
@@ -149,8 +156,9 @@ class RunConfig:
         values = dict(data)
         values["cases"] = tuple(_case_entry(item, base_dir, source) for item in data["cases"])
         values["out_dir"] = str(_resolve(data["out_dir"], base_dir))
-        if values.get("vgg_weights") is not None:
-            values["vgg_weights"] = str(_resolve(values["vgg_weights"], base_dir))
+        for key in ("vgg_weights", "init_from"):
+            if values.get(key) is not None:
+                values[key] = str(_resolve(values[key], base_dir))
         if values.get("widths") is not None:
             values["widths"] = tuple(int(w) for w in values["widths"])
         try:
@@ -167,11 +175,13 @@ def _resolve(path: str, base_dir: Path | None) -> Path:
 def _case_entry(item, base_dir: Path | None, source: str | None) -> CaseEntry:
     if isinstance(item, str):
         return CaseEntry(str(_resolve(item, base_dir)))
-    if isinstance(item, dict) and "path" in item and set(item) <= {"path", "healthy", "patient_id"}:
+    if isinstance(item, dict) and "path" in item and set(item) <= {"path", "healthy", "patient_id", "split"}:
+        if item.get("split") not in (None, "train", "val"):
+            raise InputError(source, f"a case entry's split must be 'train' or 'val', got {item['split']!r}")
         return CaseEntry(str(_resolve(item["path"], base_dir)), bool(item.get("healthy", False)),
-                         item.get("patient_id"))
-    raise InputError(source, f"a case entry must be a folder path or {{'path', 'healthy', 'patient_id'}}, "
-                             f"got {item!r}")
+                         item.get("patient_id"), item.get("split"))
+    raise InputError(source, f"a case entry must be a folder path or {{'path', 'healthy', 'patient_id', "
+                             f"'split'}}, got {item!r}")
 
 
 def load_run_config(path: str | os.PathLike) -> RunConfig:

@@ -54,6 +54,7 @@ class CaseSlices:
         ooi_cells: bool (n, N / CELL, N / CELL), coarse organ-of-interest map, or None.
         n_slices: Slices in the case.
         n_tumour_excluded: Slices excluded for meeting (or being near) the tumour label.
+        forced_split: ``"train"``/``"val"`` when ``run.json`` forces the case's side, else None.
     """
 
     case_id: str
@@ -64,10 +65,12 @@ class CaseSlices:
     ooi_cells: np.ndarray | None
     n_slices: int
     n_tumour_excluded: int
+    forced_split: str | None = None
 
     def summary(self) -> dict:
         return {"case_id": self.case_id, "patient_id": self.patient_id, "slices": self.n_slices,
-                "tumour_excluded": self.n_tumour_excluded, "kept": len(self.slice_indices)}
+                "tumour_excluded": self.n_tumour_excluded, "kept": len(self.slice_indices),
+                "forced_split": self.forced_split}
 
 
 def healthy_slice_mask(label: np.ndarray | None, n_slices: int, slice_mm: float, margin_mm: float = 0.0,
@@ -182,7 +185,8 @@ def load_case_slices(entry: CaseEntry, files, site: str, modality: str, restrict
         ooi_cells = _coarse(ooi_cells[kept])
     n_excluded = int((~healthy).sum())
     result = CaseSlices(case.case_id, entry.patient_id or case.case_id, kept, images,
-                        _body_cells(images, needed, site), ooi_cells, reference.shape[0], n_excluded)
+                        _body_cells(images, needed, site), ooi_cells, reference.shape[0], n_excluded,
+                        entry.split)
     logger.info("case %s: %d slices, %d excluded near tumour, %d kept", case.case_id, reference.shape[0],
                 n_excluded, kept.size)
     return result
@@ -213,21 +217,32 @@ def load_slices(entries: Sequence[CaseEntry], site: str, modality: str, restrict
     return found
 
 
-def split_patients(patient_ids: Sequence[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
+def split_patients(patient_ids: Sequence[str], val_fraction: float, seed: int,
+                   forced: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
     """Deterministic patient-wise split: (train ids, validation ids), both sorted, disjoint.
 
-    At least one patient goes to each side.
+    ``forced`` maps patient ids to ``"train"`` or ``"val"`` (held-out real patients, say); the other
+    patients are split at random so that about ``val_fraction`` of all patients validate. At least
+    one patient goes to each side.
 
     Raises:
-        InputError: fewer than two distinct patients.
+        InputError: fewer than two distinct patients, or a patient forced to both sides.
     """
     unique = sorted(set(patient_ids))
     if len(unique) < 2:
         raise InputError(None, f"a patient-wise split needs at least 2 patients, got {unique}")
-    order = np.random.default_rng([seed, 2024]).permutation(len(unique))
-    n_val = min(len(unique) - 1, max(1, round(val_fraction * len(unique))))
-    val = sorted(unique[i] for i in order[:n_val])
-    return sorted(set(unique) - set(val)), val
+    forced = dict(forced or {})
+    free = [pid for pid in unique if pid not in forced]
+    forced_val = sorted(pid for pid, side in forced.items() if side == "val" and pid in unique)
+    order = np.random.default_rng([seed, 2024]).permutation(len(free))
+    wanted = max(1, round(val_fraction * len(unique))) - len(forced_val)
+    n_val = max(0, min(len(free) - (0 if any(s == "train" for s in forced.values()) else 1), wanted))
+    val = sorted(forced_val + [free[i] for i in order[:n_val]])
+    train = sorted(set(unique) - set(val))
+    if not train or not val:
+        raise InputError(None, f"the split leaves no {'training' if not train else 'validation'} patient "
+                               f"(patients {unique}, forced {forced})")
+    return train, val
 
 
 def _crop_at(image: np.ndarray, cells: np.ndarray, crop: int, rng: np.random.Generator) -> np.ndarray:

@@ -83,13 +83,29 @@ def prepare_data(config: RunConfig) -> TrainingData:
     """Healthy slices, patient-wise split (logged) and the fixed validation set."""
     slices = load_slices(config.cases, config.site, config.modality, config.restrict_to_ooi,
                          config.tumour_margin_mm, config.max_slices_per_case)
-    train_ids, val_ids = split_patients([s.patient_id for s in slices], config.val_fraction, config.seed)
+    forced = forced_sides(slices)
+    train_ids, val_ids = split_patients([s.patient_id for s in slices], config.val_fraction, config.seed, forced)
     logger.info("patient-wise split (seed %d): train %s; validation %s", config.seed, train_ids, val_ids)
     train_cases = [s for s in slices if s.patient_id in train_ids]
     val_cases = [s for s in slices if s.patient_id in val_ids]
     val = fixed_validation_set(val_cases, config.val_crops, config.train_crop, config.seed)
     return TrainingData(CropSampler(train_cases, config.train_crop), val, {"train": train_ids, "val": val_ids},
                         [s.summary() for s in slices])
+
+
+def forced_sides(slices) -> dict[str, str]:
+    """Patient id -> forced split side from the ``split`` of the run.json entries.
+
+    Raises:
+        InputError: one patient forced to both sides.
+    """
+    sides: dict[str, str] = {}
+    for case in slices:
+        if case.forced_split is None:
+            continue
+        if sides.setdefault(case.patient_id, case.forced_split) != case.forced_split:
+            raise InputError(None, f"patient {case.patient_id!r} is forced into both train and val")
+    return sides
 
 
 def save_validation_set(val: ValidationSet, path: Path) -> None:
@@ -194,6 +210,9 @@ def train(config: RunConfig, resume: bool = False, stream=None, command: str | N
         save_validation_set(data.val, out_dir / "val_set.npz")
         torch.manual_seed(config.seed)
         model = build_network(network_config_for(config))
+        if config.init_from is not None and state is None:
+            adopted = ckpt.initialise_from(model, config.init_from, config.channels)
+            logger.info("network initialised from %s (%s)", config.init_from, adopted)
         criterion = InpaintingLoss(loss_weights_for(config.arch), vgg_weights_path=config.vgg_weights,
                                    vgg_downsample=config.vgg_downsample)
         logger.info("VGG16 weights for the perceptual/style terms: %s", criterion.vgg_weights_source)
@@ -205,6 +224,7 @@ def train(config: RunConfig, resume: bool = False, stream=None, command: str | N
             state = {"format": ckpt.CHECKPOINT_FORMAT, "run_config": config.to_dict(), "epoch": 0,
                      "step_in_epoch": 0, "global_step": 0, "phase": 1, "best": None, "history": [],
                      "wall_time_s": 0.0, "biharmonic": baseline, "command": command or " ".join(sys.argv),
+                     "init_from": config.init_from,
                      "numpy_rng": ckpt.rng_state_text(np.random.default_rng([config.seed, 1]))}
         else:
             model.load_state_dict(state["model"])

@@ -98,6 +98,17 @@ def test_patient_wise_split_is_disjoint_deterministic_and_keeps_twins_together()
         split_patients(["A", "A"], 0.5, seed=0)
 
 
+def test_forced_split_holds_out_the_named_patients_and_fills_the_rest_at_random():
+    ids = [f"P{i}" for i in range(10)]
+    train, val = split_patients(ids, 0.3, seed=5, forced={"P0": "val", "P1": "train"})
+    assert "P0" in val and "P1" in train and len(val) == 3
+    assert set(train).isdisjoint(val) and set(train) | set(val) == set(ids)
+    assert split_patients(["A", "B"], 0.5, seed=0, forced={"B": "val"}) == (["A"], ["B"])
+    assert split_patients(["A", "B", "C"], 0.2, seed=0, forced={"A": "val", "B": "val"}) == (["C"], ["A", "B"])
+    with pytest.raises(InputError, match="no training patient"):
+        split_patients(["A", "B"], 0.5, seed=0, forced={"A": "val", "B": "val"})
+
+
 def test_crops_have_the_crop_shape_unit_range_and_avoid_air(phantom_folders):
     folder, _ = phantom_folders[2]
     cases = load_slices([CaseEntry(str(folder))], "lung", "petct", restrict_to_ooi=True)
@@ -139,4 +150,10 @@ def test_run_config_resolves_paths_and_rejects_bad_values(tmp_path):
         load_run_config(path)
     path.write_text(json.dumps({"cases": ["a"], "out_dir": "o", "arch": "unet", "batch_size": 0}))
     with pytest.raises(InputError, match="arch must be one of.*batch_size must be positive"):
+        load_run_config(path)
+    path.write_text(json.dumps({"cases": [{"path": "real", "split": "val"}], "out_dir": "o", "init_from": "w/best.pt"}))
+    config = load_run_config(path)
+    assert config.cases[0].split == "val" and config.init_from == str(tmp_path / "w" / "best.pt")
+    path.write_text(json.dumps({"cases": [{"path": "real", "split": "test"}], "out_dir": "o"}))
+    with pytest.raises(InputError, match="split must be 'train' or 'val', got 'test'"):
         load_run_config(path)
