@@ -11,34 +11,31 @@ and crops are then centred in it most of the time: that is where the network mus
 Kept slices are cached as float16 ``(n, C, N, N)`` arrays (0.5 MB per channel and slice), at most
 ``max_slices`` (evenly spaced) per case, so memory stays bounded. Crop centres are drawn from
 coarse ``CELL x CELL``-pixel maps of the body and of the organ of interest, never from empty air.
-Arrays are numpy ``(C, y, x)`` per slice; nothing here imports torch.
+Arrays are numpy ``(C, y, x)`` per slice; nothing here imports torch. The slice exclusion, body maps
+and crop windows live in ``core.slice_sampling``, shared with the held-out evaluation
+(``core.model_eval``).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import ndimage as ndi
 
 from autopaint_app.core.case import find_cases, load_case
 from autopaint_app.core.errors import InputError
 from autopaint_app.core.ooi import compute_ooi
-from autopaint_app.core.preprocess import ct_to_unit, pet_to_unit, prepare_case
+from autopaint_app.core.preprocess import prepare_case
 from autopaint_app.core.presets import MODALITY_CHANNELS, get_preset
+from autopaint_app.core.slice_sampling import (body_cells, coarse_cells, even_subset, healthy_slice_mask,
+                                               sample_window)
 from autopaint_app.training.config import CaseEntry
 from autopaint_app.training.masks import batch_masks
 
 logger = logging.getLogger(__name__)
-
-CELL = 8  # pixels per side of the coarse body / OOI maps crop centres are drawn from
-OOI_CENTRE_PROBABILITY = 0.75  # else anywhere in the body (context around the organ)
-BODY_CT_HU = -320.0  # lung parenchyma and air below; the body is filled in per slice
-BODY_SUV = 0.1
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,56 +68,6 @@ class CaseSlices:
         return {"case_id": self.case_id, "patient_id": self.patient_id, "slices": self.n_slices,
                 "tumour_excluded": self.n_tumour_excluded, "kept": len(self.slice_indices),
                 "forced_split": self.forced_split}
-
-
-def healthy_slice_mask(label: np.ndarray | None, n_slices: int, slice_mm: float, margin_mm: float = 0.0,
-                       flagged_healthy: bool = False) -> np.ndarray | None:
-    """Which axial slices are tumour free.
-
-    Args:
-        label: uint8/bool (z, y, x), 1 = tumour; None when the case has no label.
-        n_slices: Number of axial slices z.
-        slice_mm: Slice spacing (z) in mm.
-        margin_mm: Slices whose centre lies within this z distance of a tumour slice go too.
-        flagged_healthy: The user declared the case tumour free (used when ``label`` is None).
-
-    Returns:
-        bool (z,), or None when there is no label and the case is not flagged healthy.
-    """
-    if label is None:
-        return np.ones(n_slices, dtype=bool) if flagged_healthy else None
-    tumour = np.asarray(label).reshape(label.shape[0], -1).any(axis=1)
-    reach = int(math.floor(margin_mm / slice_mm)) if slice_mm > 0 else 0
-    if reach > 0 and tumour.any():
-        tumour = ndi.binary_dilation(tumour, iterations=reach)
-    return ~tumour
-
-
-def _even_subset(indices: np.ndarray, limit: int) -> np.ndarray:
-    """At most ``limit`` of ``indices``, evenly spaced (first and last kept)."""
-    if len(indices) <= limit:
-        return indices
-    picks = np.unique(np.round(np.linspace(0, len(indices) - 1, limit)).astype(int))
-    return indices[picks]
-
-
-def _coarse(mask: np.ndarray) -> np.ndarray:
-    """(n, N, N) bool -> (n, N / CELL, N / CELL): a cell is on when any of its pixels is."""
-    n, h, w = mask.shape
-    return mask.reshape(n, h // CELL, CELL, w // CELL, CELL).any(axis=(2, 4))
-
-
-def _body_cells(images: np.ndarray, channels: tuple[str, ...], site: str) -> np.ndarray:
-    """Coarse body map from the unit-range slices (n, C, N, N): tissue above air, holes filled."""
-    preset = get_preset(site)
-    limits = {"ct": float(ct_to_unit(np.array(BODY_CT_HU), preset)),
-              "pet": float(pet_to_unit(np.array(BODY_SUV), preset))}
-    n, _, h, w = images.shape
-    cells = np.zeros((n, h // CELL, w // CELL), dtype=bool)
-    for c, name in enumerate(channels):
-        mean = images[:, c].astype(np.float32).reshape(n, h // CELL, CELL, w // CELL, CELL).mean(axis=(2, 4))
-        cells |= mean > limits[name]
-    return np.stack([ndi.binary_fill_holes(cell) for cell in cells])
 
 
 def load_case_slices(entry: CaseEntry, files, site: str, modality: str, restrict_to_ooi: bool = True,
@@ -176,16 +123,16 @@ def load_case_slices(entry: CaseEntry, files, site: str, modality: str, restrict
             ooi_cells = ooi_working
         else:
             logger.warning("case %s: no organ of interest found; all healthy slices kept", case.case_id)
-    kept = _even_subset(candidates, max_slices)
+    kept = even_subset(candidates, max_slices)
     if kept.size == 0:
         logger.warning("case %s skipped: no healthy slice left", case.case_id)
         return None
     images = prepared.channels[kept].astype(np.float16)
     if ooi_cells is not None:
-        ooi_cells = _coarse(ooi_cells[kept])
+        ooi_cells = coarse_cells(ooi_cells[kept])
     n_excluded = int((~healthy).sum())
     result = CaseSlices(case.case_id, entry.patient_id or case.case_id, kept, images,
-                        _body_cells(images, needed, site), ooi_cells, reference.shape[0], n_excluded,
+                        body_cells(images, needed, site), ooi_cells, reference.shape[0], n_excluded,
                         entry.split)
     logger.info("case %s: %d slices, %d excluded near tumour, %d kept", case.case_id, reference.shape[0],
                 n_excluded, kept.size)
@@ -245,25 +192,10 @@ def split_patients(patient_ids: Sequence[str], val_fraction: float, seed: int,
     return train, val
 
 
-def _crop_at(image: np.ndarray, cells: np.ndarray, crop: int, rng: np.random.Generator) -> np.ndarray:
-    """A (C, crop, crop) window of ``image`` (C, N, N) centred in a random on-cell of ``cells``."""
-    _, h, w = image.shape
-    if crop > min(h, w):
-        raise ValueError(f"crop {crop} exceeds the slice size {h}x{w}")
-    on = np.flatnonzero(cells)
-    cell = int(rng.choice(on)) if on.size else int(rng.integers(cells.size))
-    row, col = np.unravel_index(cell, cells.shape)
-    cy, cx = row * CELL + rng.integers(CELL), col * CELL + rng.integers(CELL)
-    top = int(np.clip(cy - crop // 2, 0, h - crop))
-    left = int(np.clip(cx - crop // 2, 0, w - crop))
-    return image[:, top:top + crop, left:left + crop]
-
-
 def sample_crop(case: CaseSlices, index: int, crop: int, rng: np.random.Generator) -> np.ndarray:
     """One float32 (C, crop, crop) crop of slice ``index``, centred in the OOI (mostly) or body."""
-    use_ooi = case.ooi_cells is not None and case.ooi_cells[index].any() and rng.random() < OOI_CENTRE_PROBABILITY
-    cells = case.ooi_cells[index] if use_ooi else case.body_cells[index]
-    return _crop_at(case.images[index], cells, crop, rng).astype(np.float32)
+    ooi = case.ooi_cells[index] if case.ooi_cells is not None else None
+    return sample_window(case.images[index], ooi, case.body_cells[index], crop, rng)
 
 
 class CropSampler:
