@@ -70,6 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_overwrite(export)
 
     _add_segment_parsers(commands)
+    _add_model_eval_parser(commands)
 
     info = commands.add_parser("info", help="geometry, value range and modality guess as JSON")
     info.add_argument("path", type=Path, help="volume file, DICOM folder or case folder")
@@ -118,11 +119,26 @@ def _add_segment_parsers(commands) -> None:
     _add_overwrite(evaluate)
 
 
+def _add_model_eval_parser(commands) -> None:
+    parser = commands.add_parser("model-eval", help="held-out inpainting quality of a model vs biharmonic")
+    parser.add_argument("--model", type=Path, required=True, help="ONNX model with its .json card beside it")
+    parser.add_argument("--cases", type=Path, nargs="+", required=True, help="case or cohort folders")
+    parser.add_argument("--healthy", action="store_true",
+                        help="cases without a tumour label are tumour free (else they are skipped)")
+    parser.add_argument("--site", choices=["lung", "hn"], required=True)
+    parser.add_argument("--crops", type=int, default=32, help="crops (with holes) per case (default 32)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the crops and holes (default 0)")
+    parser.add_argument("--crop", type=int, default=None, help="crop side in px (default: the card's train_crop)")
+    parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: one per core)")
+    parser.add_argument("--out", type=Path, default=None, help="JSON file with every figure (per crop too)")
+    _add_overwrite(parser)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from autopaint_app import commands
 
-    handler = getattr(commands, f"run_{args.command}")
+    handler = getattr(commands, f"run_{args.command.replace('-', '_')}")
     try:
         result = handler(args)
     except InputError as exc:

@@ -19,6 +19,7 @@ from autopaint_app.core.io import Volume, read_volume, write_json, write_mask, w
 from autopaint_app.core.ooi import compute_ooi
 from autopaint_app.core.phantom import PHANTOM_FILES, ensure_demo_case, make_phantom, write_phantom
 from autopaint_app.core.preprocess import resample_pet_to_ct
+from autopaint_app.model_eval_command import run_model_eval  # noqa: F401 (dispatched by name)
 from autopaint_app.segment_commands import run_baseline, run_evaluate, run_segment  # noqa: F401 (dispatched by name)
 
 
