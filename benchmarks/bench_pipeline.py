@@ -7,7 +7,14 @@ float32 matmul GFLOP/s, peak RSS and time per stage. Figures only: nothing is as
 
     /work/venv/bin/python benchmarks/bench_pipeline.py                  # shipped model or fake
     /work/venv/bin/python benchmarks/bench_pipeline.py --model models/lung_petct_gconv_lap.onnx
-    /work/venv/bin/python benchmarks/bench_pipeline.py --slices 20 --reference-slices 2 --crop 96
+    /work/venv/bin/python benchmarks/bench_pipeline.py --slices 20 --reference-slices 2 --crop 128
+    /work/venv/bin/python benchmarks/bench_pipeline.py --model M --reference-slices 2 --stress-k 1.5 --compare-exhaustive
+
+Reference mode is run on a subset (half slices with candidates, half spread over the case, plus a
+tumour slice) and extrapolated by holes to every slice: an exhaustive search inpaints every grid
+circle, plus the union and its dilations on every slice with candidates. ``--stress-k`` repeats the
+fast-vs-reference comparison with a lower outlier threshold, so that most slices have candidates and
+the agreement covers the candidate, dilation and mask decisions, not only empty masks.
 
 Without a model, a cost-matched fake runs instead: a ring-mean inpainter (local, so fast and
 reference agree exactly) that also burns the FLOPs per pixel of the compact GConv-Lap network in a
@@ -30,7 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from autopaint_app.core import metrics  # noqa: E402
-from autopaint_app.core.autopaint import PipelineParams, run_autopaint  # noqa: E402
+from autopaint_app.core.autopaint import PipelineParams, run_autopaint, working_ooi  # noqa: E402
+from autopaint_app.core.autopaint_circles import circle_centres  # noqa: E402
 from autopaint_app.core.model_store import default_model_path  # noqa: E402
 from autopaint_app.core.ooi import compute_ooi  # noqa: E402
 from autopaint_app.core.phantom import make_phantom  # noqa: E402
@@ -122,15 +130,40 @@ def run(prepared, ooi, predictor, params, slices):
     return result, time.perf_counter() - start
 
 
-def pick_reference_slices(fast, count: int) -> list[int]:
-    """Half slices with candidates (where decisions matter), half spread evenly over the OOI slices."""
+def pick_reference_slices(fast, count: int, extra=()) -> list[int]:
+    """Half slices with candidates (where decisions matter), half spread evenly over the OOI slices,
+    plus ``extra`` (e.g. the phantom's tumour slices)."""
     processed = sorted(fast.slices)
     with_candidates = [z for z in processed if fast.slices[z].has_candidates]
     chosen = with_candidates[:: max(1, len(with_candidates) // max(1, count // 2))][: count // 2]
     rest = [z for z in processed if z not in chosen]
     for z in np.array(rest)[np.linspace(0, len(rest) - 1, count - len(chosen)).round().astype(int)] if rest else []:
         chosen.append(int(z))
-    return sorted(set(chosen))[:count]
+    return sorted(set(chosen[:count]) | {z for z in extra if z in fast.slices})
+
+
+def candidate_centres(result, z) -> list[tuple[int, int]]:
+    """Centres ``(y, x)`` of a slice's kept circles, best first (comparable across circle searches)."""
+    s = result.slices[z]
+    return [tuple(int(v) for v in s.centres[i]) for i in s.candidates]
+
+
+def agreement(a, b, slices, threshold) -> str:
+    """Dice of the final masks of two runs on ``slices``, and on how many slices they kept the same circles."""
+    mask_a = a.residual_working()[slices] > threshold
+    mask_b = b.residual_working()[slices] > threshold
+    same = sum(candidate_centres(a, z) == candidate_centres(b, z) and a.slices[z].chosen == b.slices[z].chosen
+               for z in slices)
+    kept = sum(a.slices[z].has_candidates for z in slices)
+    return (f"Dice {metrics.dice(mask_a, mask_b):.4f} ({int(mask_a.sum())} vs {int(mask_b.sum())} mask pixels); "
+            f"same kept circles and chosen mask on {same}/{len(slices)} slices ({kept} with candidates)")
+
+
+def exhaustive_holes(result, ooi_w) -> int:
+    """Holes an exhaustive search inpaints on the run's slices: every grid circle + 6 masks per candidate slice."""
+    p = result.params
+    circles = sum(len(circle_centres(ooi_w[z], p.circle_radius_px, p.circle_stride_px)) for z in result.slices)
+    return circles + sum((1 + len(p.dilation_widths_px)) * s.has_candidates for s in result.slices.values())
 
 
 def main(argv=None) -> None:
@@ -140,10 +173,21 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=7, help="phantom seed")
     parser.add_argument("--slices", type=int, default=None, help="phantom slices (default: whole chest, 100)")
     parser.add_argument("--reference-slices", type=int, default=3, help="slices run in reference mode")
-    parser.add_argument("--crop", type=int, default=None, help="fast-mode circle crop side (default: 4 r -> 128)")
-    parser.add_argument("--compare-crops", type=int, nargs="*", default=[],
-                        help="crop sides run in fast mode on the reference subset besides the default (agreement, speed)")
+    parser.add_argument("--crop", type=int, default=None, help="fast-mode circle crop side (default: the rule, 128 for lung)")
+    parser.add_argument("--context", type=float, default=1.0, help="crop_context_ratio (0.7: 96-px lung crops)")
+    parser.add_argument("--search", choices=["coarse-to-fine", "exhaustive"], default="exhaustive",
+                        help="fast-mode circle search")
+    parser.add_argument("--stress-k", type=float, default=None,
+                        help="also compare fast vs reference on the subset with this lower outlier_k, so that "
+                             "most slices have candidates (exercises candidates, dilations and masks)")
+    parser.add_argument("--compare-exhaustive", action="store_true",
+                        help="also run fast mode with exhaustive search and 128-px crops on every slice")
+    parser.add_argument("--only", default=None, metavar="A:B",
+                        help="run fast mode on these working slices only (default: every OOI slice)")
+    parser.add_argument("--reference-passes", type=int, default=3,
+                        help="with --reference-slices 0: whole-slice passes timed directly for the extrapolation")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--batch-size", type=int, default=16, help="ONNX Runtime images per forward pass")
     args = parser.parse_args(argv)
 
     stages = {}
@@ -159,77 +203,129 @@ def main(argv=None) -> None:
     start = time.perf_counter()
     prepared = prepare_case(phantom.ct, phantom.pet, LUNG, "petct")
     stages["prepare"] = time.perf_counter() - start
+    predictor, flops_per_pixel, which = load_predictor(args)
 
+    params = PipelineParams.from_preset(LUNG, mode="fast", crop_size_px=args.crop, circle_search=args.search,
+                                        crop_context_ratio=args.context,
+                                        batch_size=args.batch_size)
+    crop = params.circle_crop_size(getattr(predictor, "size_multiple", 32))
+    only = None if args.only is None else range(*(int(v) for v in args.only.split(":")))
+    fast, fast_s = run(prepared, ooi, predictor, params, only)
+    tumour_slices = [int(z) for z in np.flatnonzero(phantom.label.array.any(axis=(1, 2)))]
+    ooi_w = working_ooi(prepared, ooi)
+    if args.reference_slices > 0:
+        subset = pick_reference_slices(fast, args.reference_slices, tumour_slices[len(tumour_slices) // 2:][:1])
+        reference, reference_subset_s = run(prepared, ooi, predictor, params.with_changes(mode="reference"), subset)
+        per_hole = reference_subset_s / max(reference.stats["holes_inpainted"], 1)
+    else:
+        subset, reference, reference_subset_s = [], None, 0.0
+        per_hole = whole_slice_pass_seconds(predictor, prepared, ooi_w, sorted(fast.slices)[0], args.reference_passes)
+    reference_holes = exhaustive_holes(fast, ooi_w)
+    reference_s = per_hole * reference_holes
+
+    crops = fast.stats["holes_inpainted"]
+    inference_s = fast.stats["seconds"]["inference"]
+    circles = sum(len(s.centres) for s in fast.slices.values())
+    grid_circles = reference_holes - 6 * sum(s.has_candidates for s in fast.slices.values())
+    achieved = flops_per_pixel * circles * crop * crop / max(fast.stats["seconds"].get("circles", inference_s), 1e-9) / 1e9
+    roofline = matmul_gflops()
+    load = os.getloadavg()
+
+    print(f"predictor       : {which}")
+    print(f"machine         : {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
+          f"(1/5/15 min) at the end (other processes share the CPU: wall times are upper bounds)")
+    print(f"case            : lung PET-CT phantom seed {args.seed}, CT {phantom.ct.shape} (z, y, x), "
+          f"{len(fast.slices)} OOI slices, {grid_circles} grid circles ({grid_circles / len(fast.slices):.1f} per slice), "
+          f"tumour on slices {tumour_slices}")
+    print(f"fast mode       : {fast_s:8.1f} s on all {len(fast.slices)} OOI slices ({fast_s / len(fast.slices):.2f} s "
+          f"per slice; {args.search} search, {crop}-px circle crops, batch {params.batch_size}); {circles} circles "
+          f"inpainted ({circles / len(fast.slices):.1f} per slice, {circles / grid_circles:.0%} of the grid), "
+          f"{crops} holes in {fast.stats['forward_passes']} forward passes, {crops / fast_s:.1f} holes/s overall, "
+          f"{crops / inference_s:.1f} holes/s in inference")
+    measured = (f"{reference_subset_s:.1f} s measured on {len(subset)} slices {subset} "
+                f"({reference.stats['holes_inpainted']} whole-slice passes" if reference is not None else
+                f"{args.reference_passes} whole-slice passes timed directly (no reference slice run")
+    print(f"reference mode  : {measured}, {per_hole:.3f} s each); EXTRAPOLATED to all slices by holes (every "
+          f"grid circle + 6 masks per candidate slice = {reference_holes} passes): {reference_s:.1f} s")
+    print(f"speed-up        : fast is {reference_s / fast_s:.1f} x faster than reference (reference extrapolated)")
+    if reference is not None:
+        print(f"agreement       : fast vs reference on those {len(subset)} slices: "
+              f"{agreement(fast, reference, subset, params.threshold)}")
+    if args.stress_k is not None and reference is not None:
+        stressed = params.with_changes(outlier_k=args.stress_k)
+        fast_k, fast_k_s = run(prepared, ooi, predictor, stressed, subset)
+        reference_k, reference_k_s = run(prepared, ooi, predictor, stressed.with_changes(mode="reference"), subset)
+        print(f"stressed k={args.stress_k:<4}: fast {fast_k_s:.1f} s vs reference {reference_k_s:.1f} s on the same "
+              f"slices ({reference_k_s / fast_k_s:.1f} x); {agreement(fast_k, reference_k, subset, params.threshold)}")
+    if args.compare_exhaustive:
+        compare_exhaustive(prepared, ooi, predictor, params, fast, fast_s, only, args.stress_k)
+    print(f"arithmetic      : {flops_per_pixel / 1e6:.3f} MFLOP/pixel -> {achieved:.1f} GFLOP/s achieved in "
+          f"fast-mode circle inference vs {roofline:.1f} GFLOP/s float32 matmul ({achieved / roofline:.0%})")
+    print(f"peak RSS        : {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2:.2f} GB")
+    runs = [("fast", fast, fast_s)] + ([("reference (subset)", reference, reference_subset_s)] if reference else [])
+    print_stages(stages, runs)
+
+
+def whole_slice_pass_seconds(predictor, prepared, ooi_w, z: int, passes: int) -> float:
+    """Mean seconds of one reference-mode forward pass (whole slice, one circle) on slice ``z``."""
+    p = PipelineParams.from_preset(LUNG)
+    centres = circle_centres(ooi_w[z], p.circle_radius_px, p.circle_stride_px)
+    image = prepared.channels[z][None]
+    yy, xx = np.mgrid[:image.shape[2], :image.shape[3]]
+    seconds = []
+    for cy, cx in centres[np.linspace(0, len(centres) - 1, passes).round().astype(int)]:
+        known = ((yy - cy) ** 2 + (xx - cx) ** 2 > p.circle_radius_px ** 2)[None, None].astype(np.float32)
+        seconds.append(_timed(lambda: predictor(image, known)))
+    return float(np.mean(seconds))
+
+
+def compare_exhaustive(prepared, ooi, predictor, params, fast, fast_s, only, stress_k) -> None:
+    """Fast mode as before the coarse-to-fine search (every circle, 128-px crops) vs the default, same slices.
+
+    With ``stress_k`` both run with that outlier threshold (so that decisions are not all empty).
+    """
+    old = params.with_changes(circle_search="exhaustive", crop_context_ratio=1.0)
+    new, new_s = fast, fast_s
+    if stress_k is not None:
+        old, params = old.with_changes(outlier_k=stress_k), params.with_changes(outlier_k=stress_k)
+        new, new_s = run(prepared, ooi, predictor, params, only)
+    exhaustive, exhaustive_s = run(prepared, ooi, predictor, old, only)
+    print(f"exhaustive 128  : fast mode with every circle on 128-px crops, outlier_k {old.outlier_k}, same slices: "
+          f"{exhaustive_s:.1f} s vs default {new_s:.1f} s ({exhaustive_s / new_s:.1f} x); default vs it: "
+          f"{agreement(new, exhaustive, sorted(new.slices), params.threshold)}")
+
+
+def load_predictor(args):
+    """``(predictor, conv FLOPs per input pixel, description)``: the ONNX model, or the cost-matched fake."""
     model_path = args.model
     if model_path is None and not args.fake:
         try:
             model_path = default_model_path("lung", "petct")
         except Exception:
             model_path = None
-    if model_path is not None:
-        from autopaint_app.core.inpaint_model import InpaintModel
-
-        predictor = InpaintModel.load(model_path, threads=args.threads)
-        flops_per_pixel = (count_conv_flops(model_path, 2, 128) or float("nan")) / 128 ** 2
-        which = f"ONNX model {model_path} ({predictor.provider})"
-    else:
+    if model_path is None:
         predictor = CostMatchedFake()
-        flops_per_pixel = predictor.flops_per_pixel
-        which = (f"cost-matched fake predictor (no model found: ring-mean fill + {flops_per_pixel / 1e6:.2f} "
-                 f"MFLOP/pixel float32 matmul, the compact GConv-Lap's arithmetic)")
+        return predictor, predictor.flops_per_pixel, (
+            f"cost-matched fake predictor (no model found: ring-mean fill + {predictor.flops_per_pixel / 1e6:.2f} "
+            f"MFLOP/pixel float32 matmul, the compact GConv-Lap's arithmetic)")
+    from autopaint_app.core.inpaint_model import InpaintModel
 
-    params = PipelineParams.from_preset(LUNG, mode="fast", crop_size_px=args.crop)
-    crop = params.circle_crop_size(getattr(predictor, "size_multiple", 32))
-    fast, fast_s = run(prepared, ooi, predictor, params, None)
-    subset = pick_reference_slices(fast, args.reference_slices)
-    reference, reference_subset_s = run(prepared, ooi, predictor, params.with_changes(mode="reference"), subset)
-    per_hole = reference_subset_s / max(reference.stats["holes_inpainted"], 1)
-    reference_s = per_hole * fast.stats["holes_inpainted"]
+    predictor = InpaintModel.load(model_path, threads=args.threads, batch_size=args.batch_size)
+    flops_per_pixel = (count_conv_flops(model_path, len(predictor.channels), 128) or float("nan")) / 128 ** 2
+    return predictor, flops_per_pixel, f"ONNX model {model_path} ({predictor.provider})"
 
-    fast_sub = fast.residual_working()[subset] > params.threshold
-    ref_sub = reference.residual_working()[subset] > params.threshold
-    same = sum(np.array_equal(fast.slices[z].candidates, reference.slices[z].candidates)
-               and fast.slices[z].chosen == reference.slices[z].chosen for z in subset)
-    crops = fast.stats["holes_inpainted"]
-    inference_s = fast.stats["seconds"]["inference"]
-    fast_pixels = sum(len(s.centres) for s in fast.slices.values()) * crop * crop
-    achieved = flops_per_pixel * fast_pixels / inference_s / 1e9
-    roofline = matmul_gflops()
-    rss_gb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2
 
-    print(f"predictor       : {which}")
-    print(f"machine         : {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at the end "
-          f"(other processes share the CPU: figures are upper bounds on wall time)")
-    print(f"case            : lung PET-CT phantom seed {args.seed}, CT {phantom.ct.shape} (z, y, x), "
-          f"{len(fast.slices)} OOI slices, {sum(len(s.centres) for s in fast.slices.values())} circles")
-    print(f"fast mode       : {fast_s:8.1f} s on all {len(fast.slices)} OOI slices ({crop}-px circle crops, "
-          f"batch {params.batch_size}); {crops} holes in {fast.stats['forward_passes']} forward passes, "
-          f"{crops / fast_s:.1f} crops/s overall, {crops / inference_s:.1f} crops/s in inference")
-    print(f"reference mode  : {reference_subset_s:8.1f} s measured on {len(subset)} slices {subset} "
-          f"({reference.stats['holes_inpainted']} whole-slice passes, {per_hole:.3f} s each); "
-          f"EXTRAPOLATED to all slices by holes: {reference_s:.1f} s")
-    print(f"speed-up        : fast is {reference_s / fast_s:.1f} x faster than reference (extrapolated)")
-    print(f"agreement       : fast-vs-reference Dice on those {len(subset)} slices = "
-          f"{metrics.dice(fast_sub, ref_sub):.4f} ({int(fast_sub.sum())} vs {int(ref_sub.sum())} mask pixels); "
-          f"same candidates and chosen mask on {same}/{len(subset)} slices")
-    for side in [crop] + [c for c in args.compare_crops if c != crop]:
-        other, other_s = run(prepared, ooi, predictor, params.with_changes(crop_size_px=side), subset)
-        mask = other.residual_working()[subset] > params.threshold
-        print(f"crop {side:>3} px     : fast mode on the same {len(subset)} slices: {other_s:.1f} s "
-              f"({other.stats['holes_inpainted'] / other.stats['seconds']['inference']:.1f} crops/s in inference), "
-              f"{reference_subset_s / other_s:.1f} x faster than reference there; Dice vs reference "
-              f"{metrics.dice(mask, ref_sub):.4f}")
-    print(f"arithmetic      : {flops_per_pixel / 1e6:.3f} MFLOP/pixel -> {achieved:.1f} GFLOP/s achieved in "
-          f"fast-mode circle inference vs {roofline:.1f} GFLOP/s float32 matmul ({achieved / roofline:.0%})")
-    print(f"peak RSS        : {rss_gb:.2f} GB")
+def print_stages(stages: dict, runs) -> None:
+    """Time per stage: preparation, then per run inference of circles / masks, scoring and the rest."""
     print("time per stage  :")
     for name, seconds in stages.items():
-        print(f"  {name:<24}{seconds:8.2f} s")
-    for label, result, wall in (("fast", fast, fast_s), ("reference (subset)", reference, reference_subset_s)):
+        print(f"  {name:<30}{seconds:8.2f} s")
+    for label, result, wall in runs:
         seconds = result.stats["seconds"]
-        other = wall - seconds["inference"] - seconds["scoring"]
-        print(f"  {label + ' inference':<24}{seconds['inference']:8.2f} s\n  {label + ' scoring':<24}"
-              f"{seconds['scoring']:8.2f} s\n  {label + ' other':<24}{other:8.2f} s")
+        for name in ("circles", "masks", "scoring"):
+            print(f"  {label + ' ' + name:<30}{seconds.get(name, 0.0):8.2f} s")
+        rest = wall - seconds["inference"] - seconds["scoring"]
+        print(f"  {label + ' other':<30}{rest:8.2f} s")
 
 
 if __name__ == "__main__":

@@ -34,10 +34,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from autopaint_app.core.autopaint_circles import Box, circle_centres, dilated_masks, union_of_circles
-from autopaint_app.core.autopaint_engine import Predictor, Stats, inpaint_circles, inpaint_masks
+from autopaint_app.core.autopaint_engine import Predictor, Stats, inpaint_masks
 from autopaint_app.core.autopaint_params import PipelineParams
 from autopaint_app.core.autopaint_result import AutopaintResult, SliceResult
 from autopaint_app.core.autopaint_scores import choose_mask, combined_scores, difference_maps, select_outliers
+from autopaint_app.core.autopaint_search import search_circles
 from autopaint_app.core.errors import InputError
 from autopaint_app.core.preprocess import PreparedCase
 from autopaint_app.core.presets import MODALITY_CHANNELS
@@ -113,18 +114,22 @@ def process_slice(image: np.ndarray, ooi: np.ndarray, z: int, predictor: Predict
         ``(stage, holes_inpainted_in_this_stage)`` after each predictor call.
 
     Returns:
-        The :class:`SliceResult` with every intermediate.
+        The :class:`SliceResult` with every intermediate; its circles are the inpainted ones (all
+        of the grid, or those a coarse-to-fine search visited: :mod:`.autopaint_search`).
     """
     shape = image.shape[1:]
     centres = circle_centres(ooi, params.circle_radius_px, params.circle_stride_px)
     empty = np.zeros(len(centres))
     if len(centres) == 0:
         return SliceResult(z, shape, centres, empty, empty, empty, np.zeros(0, dtype=int))
-    intensity, texture = yield from inpaint_circles(image, ooi, centres, predictor, params, size_multiple, stats)
+    search = yield from search_circles(image, ooi, centres, predictor, params, size_multiple, stats)
+    centres, population = centres[search.indices], search.population
+    intensity, texture = search.intensity, search.texture
     use_texture = params.texture != "none"
-    scores = combined_scores(intensity, texture if use_texture else None)
-    candidates = select_outliers(scores, intensity, params.outlier_k, params.top_k, params.min_intensity_difference)
-    healthy = float(np.median(intensity + texture))
+    scores = combined_scores(intensity, texture if use_texture else None, population)
+    candidates = select_outliers(scores, intensity, params.outlier_k, params.top_k, params.min_intensity_difference,
+                                 population)
+    healthy = float(np.median((intensity + texture)[population]))
     result = SliceResult(z, shape, centres, intensity, texture, scores, candidates, healthy)
     if candidates.size == 0:
         return result

@@ -34,7 +34,8 @@ Predictor = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 class Stats:
-    """Counters of one run: seconds in the predictor and in scoring, forward passes, holes inpainted."""
+    """Counters of one run: seconds in the predictor (all, circles, masks) and in scoring, forward
+    passes, holes inpainted."""
 
     def __init__(self):
         self.seconds = defaultdict(float)
@@ -46,12 +47,17 @@ class Stats:
                 "forward_passes": self.forward_passes, "holes_inpainted": self.holes_inpainted}
 
 
-def _predict(predictor: Predictor, images: np.ndarray, known: np.ndarray, stats: Stats) -> np.ndarray:
-    """One predictor call on ``images`` ``(B, C, h, w)`` and ``known`` ``(B, h, w)`` bool (1 = known)."""
+def _predict(predictor: Predictor, images: np.ndarray, known: np.ndarray, stats: Stats, stage: str) -> np.ndarray:
+    """One predictor call on ``images`` ``(B, C, h, w)`` and ``known`` ``(B, h, w)`` bool (1 = known).
+
+    Its time is added to ``stats.seconds["inference"]`` and to ``stats.seconds[stage]``.
+    """
     start = time.perf_counter()
     mask = known[:, None].astype(np.float32)
     output = np.asarray(predictor(images, mask), dtype=np.float32)
-    stats.seconds["inference"] += time.perf_counter() - start
+    seconds = time.perf_counter() - start
+    stats.seconds["inference"] += seconds
+    stats.seconds[stage] += seconds
     if output.shape != images.shape:
         raise ValueError(f"predictor returned shape {output.shape} for input {images.shape}")
     stats.forward_passes += 1
@@ -101,7 +107,7 @@ def inpaint_circles(image: np.ndarray, ooi: np.ndarray, centres: np.ndarray, pre
                    for c in chunk]
         holes = [disk_in_box(c, radius, box) for c, box in zip(chunk, sources)]
         images = np.stack([image[(slice(None),) + box.slices] for box in sources])
-        output = _predict(predictor, images, ~np.stack(holes), stats)
+        output = _predict(predictor, images, ~np.stack(holes), stats, "circles")
         started = time.perf_counter()
         windows = [Box.of_circle(c, radius, shape) for c in chunk]
         deltas = [_delta_in_window(output[i], images[i], holes[i], sources[i], windows[i]) for i in range(len(chunk))]
@@ -165,7 +171,7 @@ def inpaint_masks(image: np.ndarray, masks: list[np.ndarray], predictor: Predict
     for start in range(0, len(masks), batch):
         holes = [m[source.slices] for m in masks[start:start + batch]]
         images = np.repeat(crop_image[None], len(holes), axis=0)
-        output = _predict(predictor, images, ~np.stack(holes), stats)
+        output = _predict(predictor, images, ~np.stack(holes), stats, "masks")
         deltas += [_delta_in_window(output[i], crop_image, holes[i], source, window) for i in range(len(holes))]
         yield "masks", start + len(holes)
     return window, deltas

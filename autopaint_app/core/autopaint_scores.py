@@ -127,31 +127,51 @@ def difference_maps(delta: np.ndarray, sigmas: tuple[float, ...] | None) -> tupl
 # --- candidate circles --------------------------------------------------------------------------
 
 
-def robust_z(values: np.ndarray, floor: float) -> np.ndarray:
-    """``(v - median) / max(1.4826 * MAD, floor)``: robust standard units across a slice's circles."""
+def _subset(values: np.ndarray, population: np.ndarray | None) -> np.ndarray:
+    """``values`` restricted to ``population`` (boolean mask or indices); all of them when None."""
+    return values if population is None else values[population]
+
+
+def robust_z(values: np.ndarray, floor: float, population: np.ndarray | None = None) -> np.ndarray:
+    """``(v - median) / max(1.4826 * MAD, floor)``: robust standard units across a slice's circles.
+
+    ``population`` (boolean mask or indices, default all) selects the circles the median and MAD
+    are taken from; every value is then expressed in those units. Coarse-to-fine search passes its
+    evenly spread screening circles, an unbiased sample of the slice's exhaustive grid.
+    """
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0:
         return values
-    median = np.median(values)
-    spread = MAD_TO_SIGMA * np.median(np.abs(values - median))
+    sample = _subset(values, population)
+    median = np.median(sample)
+    spread = MAD_TO_SIGMA * np.median(np.abs(sample - median))
     return (values - median) / max(spread, floor)
 
 
-def combined_scores(intensity: np.ndarray, texture: np.ndarray | None) -> np.ndarray:
+def combined_scores(intensity: np.ndarray, texture: np.ndarray | None,
+                    population: np.ndarray | None = None) -> np.ndarray:
     """Score per circle: robust z of the intensity difference + robust z of the texture difference.
 
-    Normalising each difference by its own median and MAD over the slice's circles puts the two on
-    one scale (they have different units) and makes the score relative to the slice, whatever the
-    modality or the model's typical error. With ``texture=None`` the score is the intensity z alone.
+    Normalising each difference by its own median and MAD over the slice's circles (or over
+    ``population``, see :func:`robust_z`) puts the two on one scale (they have different units) and
+    makes the score relative to the slice, whatever the modality or the model's typical error. With
+    ``texture=None`` the score is the intensity z alone.
     """
-    score = robust_z(intensity, NOISE_FLOOR)
+    score = robust_z(intensity, NOISE_FLOOR, population)
     if texture is not None:
-        score = score + robust_z(texture, NOISE_FLOOR)
+        score = score + robust_z(texture, NOISE_FLOOR, population)
     return score
 
 
+def outlier_level(scores: np.ndarray, k: float, population: np.ndarray | None = None) -> float:
+    """``median + k * max(1.4826 * MAD, 1)`` of the scores (of ``population`` when given)."""
+    sample = _subset(np.asarray(scores, dtype=np.float64), population)
+    median = np.median(sample)
+    return float(median + k * max(MAD_TO_SIGMA * np.median(np.abs(sample - median)), SCORE_SPREAD_FLOOR))
+
+
 def select_outliers(scores: np.ndarray, intensity: np.ndarray, k: float = 3.0, top_k: int = 3,
-                    min_intensity: float = 0.01) -> np.ndarray:
+                    min_intensity: float = 0.01, population: np.ndarray | None = None) -> np.ndarray:
     """The circles that stand out from the rest of their slice, best first, at most ``top_k``.
 
     Rule: ``score > median(scores) + k * max(1.4826 * MAD(scores), 1)`` (k = 3: a healthy circle
@@ -167,6 +187,7 @@ def select_outliers(scores: np.ndarray, intensity: np.ndarray, k: float = 3.0, t
         k: outlier distance in robust standard deviations.
         top_k: cap on the number of candidates.
         min_intensity: absolute floor on the intensity difference.
+        population: circles (boolean mask or indices) the median and MAD come from; default all.
 
     Returns:
         int array of circle indices, highest score first (ties: lower index first).
@@ -177,9 +198,8 @@ def select_outliers(scores: np.ndarray, intensity: np.ndarray, k: float = 3.0, t
         raise ValueError(f"scores and intensity must be 1-D of one length, got {scores.shape}, {intensity.shape}")
     if scores.size == 0:
         return np.zeros(0, dtype=int)
-    median = np.median(scores)
-    spread = max(MAD_TO_SIGMA * np.median(np.abs(scores - median)), SCORE_SPREAD_FLOOR)
-    outliers = np.flatnonzero((scores > median + k * spread) & (intensity >= min_intensity))
+    level = outlier_level(scores, k, population)
+    outliers = np.flatnonzero((scores > level) & (intensity >= min_intensity))
     order = np.lexsort((outliers, -scores[outliers]))  # by score descending, then index
     return outliers[order][:top_k]
 

@@ -141,7 +141,9 @@ def test_fast_and_reference_modes_take_the_same_decisions():
     discs = [(0, 50, 45, 9, 7.0), (1, 70, 75, 18, 9.0)]
     prepared, ooi = disc_case(128, 2, discs, noise=0.1, seed=3)
     fast_predictor, reference_predictor = CountingPredictor(ring_mean_fill), CountingPredictor(ring_mean_fill)
-    fast = autopaint(prepared, ooi, fast_predictor, PipelineParams(mode="fast"))
+    # exhaustive search on 128-px crops: circle by circle the same as reference
+    exhaustive = PipelineParams(mode="fast")
+    fast = autopaint(prepared, ooi, fast_predictor, exhaustive)
     reference = autopaint(prepared, ooi, reference_predictor, PipelineParams(mode="reference"))
     for z in (0, 1):
         f, r = fast.slices[z], reference.slices[z]
@@ -156,6 +158,15 @@ def test_fast_and_reference_modes_take_the_same_decisions():
     assert {s[2:] for s in reference_predictor.shapes} == {(512, 512)}
     assert fast_predictor.calls < fast_predictor.items / 4
     assert max(s[0] for s in fast_predictor.shapes) == 8 and (128, 128) in {s[2:] for s in fast_predictor.shapes}
+    # 96-px crops (crop_context_ratio 0.7) keep the same circles and mask with this local fake
+    default_predictor = CountingPredictor(ring_mean_fill)
+    default = autopaint(prepared, ooi, default_predictor, PipelineParams(crop_context_ratio=0.7))
+    for z in (0, 1):
+        d, r = default.slices[z], reference.slices[z]
+        np.testing.assert_array_equal(d.centres[d.candidates], r.centres[r.candidates])
+        assert d.chosen == r.chosen
+    assert metrics.dice(default.mask(), reference.mask()) >= 0.95
+    assert default_predictor.items == fast_predictor.items and (96, 96) in {s[2:] for s in default_predictor.shapes}
 
 
 @pytest.fixture(scope="module")
