@@ -24,7 +24,7 @@ from autopaint_app.core.autopaint_overlays import SliceOverlay, slice_overlay
 from autopaint_app.core.errors import InputError
 from autopaint_app.core.preprocess import PreparedCase, prepare_case
 from autopaint_app.core.presets import MODALITY_CHANNELS, get_preset
-from autopaint_app.gui.case_jobs import LoadedCase, Progress
+from autopaint_app.gui.case_jobs import LoadedCase, MaskLesions, Progress, mask_lesions
 
 MODALITY_TITLES = {"petct": "PET-CT", "pet": "PET", "ct": "CT"}
 PROVIDER_TITLES = {"CPUExecutionProvider": "CPU", "CUDAExecutionProvider": "CUDA",
@@ -91,11 +91,13 @@ class SliceReady:
 
 @dataclass(frozen=True, eq=False)
 class RunOutcome:
-    """The job's return value: the result and its mask at the requested threshold (case grid)."""
+    """The job's return value: the result, its mask at the requested threshold (case grid) and the
+    mask's lesions (measured in the worker: labelling a whole CT would stall the window)."""
 
     result: AutopaintResult
     mask: np.ndarray
     provider: str
+    lesions: MaskLesions
 
 
 def provider_title(predictor) -> str:
@@ -177,18 +179,21 @@ def autopaint_steps(loaded: LoadedCase, request: RunRequest, prepared_cache: dic
         if item.slice_result is not None:
             yield SliceReady(slice_overlay(item.slice_result, prepared.grid, request.params), item)
         result = item.result
-    yield Progress(1, 1, "AutoPaint: residual on the case grid")
+    yield Progress(1, 2, "AutoPaint: residual on the case grid")
     mask = result.mask(request.threshold)
-    return RunOutcome(result, mask, provider_title(predictor))
+    yield Progress(2, 2, "AutoPaint: measuring the lesions")
+    return RunOutcome(result, mask, provider_title(predictor), mask_lesions(mask, loaded))
 
 
-def resegment_steps(result: AutopaintResult, threshold: float, min_radius_px: float
-                    ) -> Generator[Progress, None, np.ndarray]:
-    """The mask of a finished run at another threshold / minimum radius (no inference), as a job."""
+def resegment_steps(result: AutopaintResult, threshold: float, min_radius_px: float, loaded: LoadedCase
+                    ) -> Generator[Progress, None, tuple[np.ndarray, MaskLesions]]:
+    """The mask of a finished run at another threshold / minimum radius (no inference) and its
+    lesions, as a job."""
     yield Progress(0, 1, "re-segmenting from the stored residuals")
     mask = result.mask(threshold, min_radius_px)
+    lesions = mask_lesions(mask, loaded)
     yield Progress(1, 1, "re-segmented")
-    return mask
+    return mask, lesions
 
 
 def models_in(folders: list[os.PathLike]) -> list[Path]:

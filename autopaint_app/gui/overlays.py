@@ -155,11 +155,14 @@ class LayerModel(QObject):
     Signals:
         layer_changed(name): visibility, opacity or colour changed (cheap: no re-render).
         layer_data_changed(name): the layer's voxels changed (viewers re-render its slices).
+        layer_slices_changed(name, slices): only these axial slices of the layer changed in place
+            (a ``frozenset`` of z; the axial view skips the redraw unless it shows one of them).
         layers_reset(): layers were added or the case changed (panels rebuild their rows).
     """
 
     layer_changed = Signal(str)
     layer_data_changed = Signal(str)
+    layer_slices_changed = Signal(str, object)
     layers_reset = Signal()
 
     def __init__(self, parent: QObject | None = None):
@@ -202,10 +205,18 @@ class LayerModel(QObject):
             self._layers[name].opacity = opacity
             self.layer_changed.emit(name)
 
-    def touch(self, names) -> None:
-        """Say that the data of ``names`` changed in place (e.g. one slice of a growing volume)."""
+    def touch(self, names, slices=None) -> None:
+        """Say that the data of ``names`` changed in place (e.g. slices of a growing volume).
+
+        Args:
+            names: layer names.
+            slices: the axial slices (z) that changed, or None when any may have.
+        """
         for name in names:
-            self.layer_data_changed.emit(name)
+            if slices is None:
+                self.layer_data_changed.emit(name)
+            else:
+                self.layer_slices_changed.emit(name, frozenset(int(z) for z in slices))
 
     def clear_data(self) -> None:
         """Forget every layer's voxels (a new case is opening)."""

@@ -28,14 +28,17 @@ from autopaint_app.core.errors import InputError
 from autopaint_app.core.model_store import models_dir
 from autopaint_app.core.presets import MODALITY_CHANNELS, get_preset
 from autopaint_app.gui.autopaint_jobs import (MODALITY_TITLES, ModelChoice, ModelReady, PreparedReady, RunOutcome,
-                                              RunRequest, SliceReady, autopaint_steps, case_modalities, models_in,
-                                              resegment_steps, to_progress)
+                                              RunRequest, SliceReady, autopaint_steps, case_modalities, load_predictor,
+                                              models_in, resegment_steps, to_progress)
 from autopaint_app.gui.pipeline_layers import PipelineOverlays
 from autopaint_app.gui.state import AppState
 from autopaint_app.gui.workers import JobRunner
 
 AUTOPAINT_JOB = "AutoPaint"
 RERUN_DELAY_MS = 500
+# Slices arriving within this pause are drawn together (a fast model finishes many per second).
+REDRAW_INTERVAL_MS = 100
+PREVIEW_LAYERS = ("Final mask", "Final mask outline")
 DETECTION_FIELDS = ("circle_radius_px", "circle_stride_px", "top_k")
 
 
@@ -105,8 +108,11 @@ class PipelineSession(QObject):
         self.provider = ""
         self.metrics: dict | None = None
         self._run_id = 0
+        self._preview_shown = False
         self._rerun_timer = QTimer(self, singleShot=True, interval=RERUN_DELAY_MS)
         self._rerun_timer.timeout.connect(self._rerun)
+        self._redraw_timer = QTimer(self, singleShot=True, interval=REDRAW_INTERVAL_MS)
+        self._redraw_timer.timeout.connect(self._redraw_new_slices)
         state.case_loaded.connect(self._on_case_loaded)
         state.ooi_changed.connect(self._on_ooi_changed)
         state.lesion_decision_changed.connect(lambda *_: self._update_metrics())
@@ -136,8 +142,17 @@ class PipelineSession(QObject):
         self.set_model(choice)
 
     def add_model_file(self, path: str | os.PathLike) -> ModelChoice:
-        """Add an ONNX file chosen by the user (raises InputError for a missing or invalid card)."""
-        choice = model_choice_for(Path(path))
+        """Add an ONNX file chosen by the user, opened at once so that a wrong file is refused now, by
+        name, not at the next run; the opened model is kept for the run (no second load).
+
+        Raises:
+            InputError: missing file or card, invalid card, not an ONNX model, or a model whose
+                inputs, outputs or channels break the contract (the message names the file).
+        """
+        path = Path(path)
+        predictor = load_predictor(ModelChoice(path.stem, path))
+        choice = ModelChoice(path.stem, path, channels=tuple(predictor.channels))
+        self.model_cache[choice.key] = predictor
         self.add_model(choice)
         return choice
 
@@ -239,6 +254,7 @@ class PipelineSession(QObject):
             self.run()
 
     def _stop(self) -> None:
+        self._redraw_timer.stop()
         self.running = False
         self._run_id += 1  # late items of the stopped run are ignored
         self.overlays.restore_previous()
@@ -257,16 +273,23 @@ class PipelineSession(QObject):
             self.overlays.add(item.overlay, self.threshold)
             if not self._preview_shown:  # the live mask preview replaces the previous mask's layers
                 self._preview_shown = True
-                for name in ("Final mask", "Final mask outline"):
+                for name in PREVIEW_LAYERS:
                     self.state.layers.set_data(name, self.overlays.preview)
                 self.state.layers.set_data("Rejected lesions", None)
-            else:
-                self.state.layers.touch(("Final mask", "Final mask outline"))
+            elif not self._redraw_timer.isActive():
+                self._redraw_timer.start()
             self.slice_processed.emit(item.overlay.z)
+
+    def _redraw_new_slices(self) -> None:
+        """Draw the slices that arrived since the last redraw, all at once (one redraw per view and
+        layer however many slices came: the window stays responsive with a fast model)."""
+        self._redraw_timer.stop()
+        self.overlays.redraw_pending(PREVIEW_LAYERS if self._preview_shown else ())
 
     def _on_outcome(self, run_id: int, outcome: RunOutcome) -> None:
         if run_id != self._run_id:
             return
+        self._redraw_new_slices()
         self.running = False
         self.result = outcome.result
         self.overlays.finish()
@@ -274,10 +297,10 @@ class PipelineSession(QObject):
         if outcome.result.params.min_tumour_radius_px != self.params.min_tumour_radius_px:
             self._resegment()  # the radius changed during the run
         else:
-            mask = outcome.mask
             if self.threshold != outcome.result.params.threshold:
-                mask = self.result.mask(self.threshold, self.params.min_tumour_radius_px)
-            self._apply_mask(mask)
+                self._apply_mask(self.result.mask(self.threshold, self.params.min_tumour_radius_px))
+            else:
+                self._apply_mask(outcome.mask, outcome.lesions)
         self.run_finished.emit()
 
     def _on_job_started(self, name: str) -> None:
@@ -294,16 +317,17 @@ class PipelineSession(QObject):
             return
         threshold, radius = self.threshold, self.params.min_tumour_radius_px
 
-        def apply(mask: np.ndarray) -> None:
+        def apply(mask_and_lesions) -> None:
             if (threshold, radius) == (self.threshold, self.params.min_tumour_radius_px) and not self.running:
-                self._apply_mask(mask)
+                self._apply_mask(*mask_and_lesions)
 
-        self.reseg_runner.run("Re-segmenting", resegment_steps, self.result, threshold, radius, on_result=apply)
+        self.reseg_runner.run("Re-segmenting", resegment_steps, self.result, threshold, radius, self.state.loaded,
+                              on_result=apply)
 
-    def _apply_mask(self, mask: np.ndarray) -> None:
+    def _apply_mask(self, mask: np.ndarray, lesions=None) -> None:
         name = self.model.name if self.model is not None else "model"
         self.state.set_mask(mask, f"AutoPaint ({name}, threshold {self.threshold:.2f}, "
-                                  f"min radius {self.params.min_tumour_radius_px:g} px)")
+                                  f"min radius {self.params.min_tumour_radius_px:g} px)", lesions)
         self._update_metrics()
         self.segmentation_updated.emit()
 
@@ -341,6 +365,7 @@ class PipelineSession(QObject):
 
     def _on_case_loaded(self) -> None:
         self._rerun_timer.stop()
+        self._redraw_timer.stop()
         self.running, self.result, self.metrics = False, None, None
         self._run_id += 1
         self.prepared_cache.clear()

@@ -7,6 +7,9 @@ the chosen mask share one uint8 label volume (``core.autopaint_overlays.mask_lev
 a run costs one byte per voxel for the three of them plus two bytes for the residual (float16: it
 is only drawn; exports come from the result itself).
 
+Slices that arrive while a redraw is pending are drawn together (:meth:`PipelineOverlays.redraw_pending`,
+timed by the session), and the axial view redraws only when one of them is its shown slice.
+
 A run writes into fresh volumes; the previous run's are kept until the new run finishes, so a
 cancelled run can put them back (:meth:`PipelineOverlays.restore_previous`).
 """
@@ -114,6 +117,7 @@ class PipelineOverlays:
                 layers.add_layer(layer)
         self.current: OverlayData | None = None
         self.previous: OverlayData | None = None
+        self.pending: set[int] = set()  # slices written but not yet redrawn
 
     def begin(self, shape: tuple[int, int, int]) -> None:
         """A run starts: fresh empty volumes. The shown ones are kept as ``previous`` when they are a
@@ -124,7 +128,8 @@ class PipelineOverlays:
         self._show(self.current)
 
     def add(self, overlay: SliceOverlay, threshold: float) -> None:
-        """Copy one finished slice into the current volumes and redraw what changed."""
+        """Copy one finished slice into the current volumes (the first one is drawn at once, the
+        others by :meth:`redraw_pending`)."""
         data, z = self.current, overlay.z
         if overlay.levels is not None:
             data.levels[z] = overlay.levels
@@ -144,7 +149,14 @@ class PipelineOverlays:
         if data.slices == 1:
             self._show(data)
         else:
-            self.layers.touch(PIPELINE_LAYERS)
+            self.pending.add(z)
+
+    def redraw_pending(self, also: tuple[str, ...] = ()) -> None:
+        """Redraw the slices added since the last redraw in the pipeline layers and ``also`` (e.g. the
+        live mask preview's)."""
+        if self.pending:
+            slices, self.pending = frozenset(self.pending), set()
+            self.layers.touch(PIPELINE_LAYERS + tuple(also), slices)
 
     def finish(self) -> None:
         """The run finished: its volumes stay, the previous run's are dropped."""
@@ -167,6 +179,7 @@ class PipelineOverlays:
         return None if self.current is None else self.current.preview
 
     def _show(self, data: OverlayData | None) -> None:
+        self.pending = set()
         has = data is not None and data.slices > 0
         values = {CANDIDATES: data.candidates, TOP_K: data.top_k, UNION: data.levels, DILATIONS: data.levels,
                   CHOSEN: data.levels, RESIDUAL: data.residual} if has else dict.fromkeys(PIPELINE_LAYERS)

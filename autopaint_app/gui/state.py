@@ -12,9 +12,9 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from autopaint_app.core import baselines
-from autopaint_app.core.lesions import LesionStats, lesion_table
-from autopaint_app.core.review import accepted_mask, label_lesions
-from autopaint_app.gui.case_jobs import LoadedCase
+from autopaint_app.core.lesions import LesionStats
+from autopaint_app.core.review import accepted_mask
+from autopaint_app.gui.case_jobs import LoadedCase, MaskLesions, mask_lesions
 from autopaint_app.gui.overlays import LayerModel
 
 # Window/level presets as (low, high) display ranges: CT in HU, PET in SUV.
@@ -69,7 +69,7 @@ class AppState(QObject):
     @property
     def has_suv(self) -> bool:
         """True when the PET is in SUV (baselines and lesion SUVs need it)."""
-        return self.loaded is not None and self.loaded.suv is not None and self.loaded.case.pet_units == "SUV"
+        return self.loaded is not None and self.loaded.has_suv
 
     def set_loaded_case(self, loaded: LoadedCase) -> None:
         """Show a newly loaded case: images, OOI and label layers; no result mask yet."""
@@ -93,12 +93,14 @@ class AppState(QObject):
         self.ooi_changed.emit()
 
     # ------------------------------------------------------------------ result mask and review
-    def set_mask(self, mask: np.ndarray | None, source: str) -> None:
+    def set_mask(self, mask: np.ndarray | None, source: str, lesions: MaskLesions | None = None) -> None:
         """A new result mask ``(z, y, x)`` on the reference grid: lesions numbered, all accepted.
 
         Args:
             mask: boolean mask, or None to clear.
             source: what made it (shown in the lesion panel), e.g. "Baseline: SUV >= 2.5".
+            lesions: the mask's lesions when a worker already measured them
+                (:func:`~autopaint_app.gui.case_jobs.mask_lesions`); else measured here.
         """
         if mask is None:
             self._clear_mask()
@@ -106,11 +108,9 @@ class AppState(QObject):
             mask = np.asarray(mask).astype(bool, copy=False)
             if mask.shape != self.shape:
                 raise ValueError(f"mask shape {mask.shape} differs from the case grid {self.shape}")
-            reference = self.loaded.reference
-            suv = self.loaded.suv.array if self.has_suv else None
+            lesions = lesions if lesions is not None else mask_lesions(mask, self.loaded)
             self.mask, self.mask_source = mask, source
-            self.lesion_labels = label_lesions(mask)
-            self.lesions = lesion_table(mask, suv, reference.spacing)
+            self.lesion_labels, self.lesions = lesions.labels, list(lesions.table)
             self.rejected = set()
             self._update_mask_layers()
         self.mask_changed.emit()

@@ -21,6 +21,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QTransform
 from PySide6.QtWidgets import QLabel, QSlider, QVBoxLayout, QHBoxLayout, QWidget
 
+from autopaint_app.gui.circle_items import SegmentsItem, circle_chords
 from autopaint_app.gui.overlays import CIRCLES, IMAGE, PLANES, render_layer_slice, take_slice
 from autopaint_app.gui.state import AppState
 
@@ -63,12 +64,14 @@ class SliceView(QWidget):
         self.state, self.plane = state, plane
         self.slice_axis, (self.row_axis, self.col_axis) = SLICE_AXIS[plane], ROW_COL_AXES[plane]
         self.spacing_cols_rows = (1.0, 1.0)
+        self.spacing_zyx = (1.0, 1.0, 1.0)
         self._build()
         state.case_loaded.connect(self._on_case_loaded)
         state.position_changed.connect(self._on_position_changed)
         state.levels_changed.connect(self._on_levels_changed)
         state.layers.layer_changed.connect(self._on_layer_changed)
         state.layers.layer_data_changed.connect(self._on_layer_data_changed)
+        state.layers.layer_slices_changed.connect(self._on_layer_slices_changed)
         state.layers.layers_reset.connect(self._on_layers_reset)
 
     # ------------------------------------------------------------------ construction
@@ -103,11 +106,13 @@ class SliceView(QWidget):
 
     def _sync_layer_items(self) -> None:
         """One item per layer (created for new layers, e.g. when the pipeline adds its own): an
-        ImageItem in voxel units for rasters, a ScatterPlotItem in millimetres for circles."""
+        ImageItem in voxel units for rasters; for circles a ScatterPlotItem in millimetres (axial)
+        or a SegmentsItem of their chords (coronal, sagittal)."""
         for layer in self.state.layers:
             if layer.name not in self.items:
                 if layer.kind == CIRCLES:
-                    item = pg.ScatterPlotItem(pxMode=False, symbol="o", brush=pg.mkBrush(0, 0, 0, 0))
+                    item = (pg.ScatterPlotItem(pxMode=False, symbol="o", brush=pg.mkBrush(0, 0, 0, 0))
+                            if self.plane == "axial" else SegmentsItem())
                     self.view_box.addItem(item, ignoreBounds=True)
                 else:
                     item = pg.ImageItem(axisOrder="row-major")
@@ -153,7 +158,8 @@ class SliceView(QWidget):
 
     # ------------------------------------------------------------------ slots
     def _on_case_loaded(self) -> None:
-        spacing_zyx = self.state.loaded.reference.spacing[::-1]
+        spacing_zyx = tuple(float(s) for s in self.state.loaded.reference.spacing[::-1])
+        self.spacing_zyx = spacing_zyx
         self.spacing_cols_rows = (float(spacing_zyx[self.col_axis]), float(spacing_zyx[self.row_axis]))
         self._set_pixel_transforms()
         self.slider.blockSignals(True)
@@ -194,6 +200,12 @@ class SliceView(QWidget):
 
     def _on_layer_data_changed(self, name: str) -> None:
         if self.state.loaded is not None:
+            self._redraw_layer(name)
+
+    def _on_layer_slices_changed(self, name: str, slices: frozenset) -> None:
+        # An axial slice change shows in the axial view only when it is the shown slice; every
+        # coronal and sagittal plane crosses it.
+        if self.state.loaded is not None and (self.plane != "axial" or self.slice_index in slices):
             self._redraw_layer(name)
 
     def _on_layers_reset(self) -> None:
@@ -257,9 +269,16 @@ class SliceView(QWidget):
         item.setOpacity(layer.opacity)
         item.setVisible(layer.visible)
 
-    def _draw_circles(self, item: pg.ScatterPlotItem, layer) -> None:
-        """Circles of the shown axial slice, centres and diameters in mm (other planes: none)."""
-        circles = layer.data.get(self.slice_index) if self.plane == "axial" else None
+    def _draw_circles(self, item, layer) -> None:
+        """Axial: the shown slice's circles, centres and diameters in mm. Coronal and sagittal:
+        the chord of every circle the plane cuts (:func:`~autopaint_app.gui.circle_items.circle_chords`)."""
+        if self.plane != "axial":
+            chords = circle_chords(layer.data, self.plane, self.slice_index, self.spacing_zyx)
+            item.set_chords(chords)
+            item.setOpacity(layer.opacity)
+            item.setVisible(layer.visible and len(chords) > 0)
+            return
+        circles = layer.data.get(self.slice_index)
         if circles is None:
             item.clear()
             item.setVisible(False)

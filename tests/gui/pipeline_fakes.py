@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from PySide6.QtCore import QTimer
 
 from autopaint_app.gui.autopaint_jobs import ModelChoice
 
@@ -51,3 +52,26 @@ def run_and_wait(qtbot, window, timeout_ms: int = 30000) -> None:
     """Press Run AutoPaint and wait for the result (fails on an error dialog or a timeout)."""
     with qtbot.waitSignal(window.pipeline.run_finished, timeout=timeout_ms):
         window.run_action.trigger()
+
+
+class StallProbe:
+    """Ticks every 10 ms on the GUI thread from creation to :meth:`stop`, recording wall-clock and the
+    GUI thread's CPU time: a wall gap is what the user sees (the machine's load included), a CPU gap
+    is the GUI thread's own work between two ticks (drawing, copying), whatever the load."""
+
+    def __init__(self, interval_ms: int = 10):
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+        self.timer = QTimer()
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._tick)
+        self.timer.start()
+
+    def _tick(self) -> None:
+        self.wall.append(time.perf_counter())
+        self.cpu.append(time.thread_time())
+
+    def stop(self) -> tuple[np.ndarray, np.ndarray]:
+        """Stop ticking; returns the gaps ``(wall, cpu)`` between ticks in seconds."""
+        self.timer.stop()
+        return np.diff(self.wall), np.diff(self.cpu)

@@ -3,19 +3,18 @@ export of residual/inpainted volumes, a tiny ONNX model on the CPU, and the even
 
 from __future__ import annotations
 
-import time
+import os
 
 import numpy as np
 import pytest
-from PySide6.QtCore import QTimer
 
 from autopaint_app.core import metrics
 from autopaint_app.core.autopaint_overlays import CHOSEN_BIT, LEVEL_BITS, working_to_case_index
 from autopaint_app.core.io import read_volume
 from autopaint_app.gui.autopaint_jobs import ModelChoice
-from autopaint_app.gui.pipeline_layers import CANDIDATES, CHOSEN, RESIDUAL, TOP_K, UNION
+from autopaint_app.gui.pipeline_layers import CANDIDATES, CHOSEN, RESIDUAL, TOP_K, UNION, score_colours
 from tests.core.tiny_onnx import build_model, write_card
-from tests.gui.pipeline_fakes import TUMOUR_SLICES, MedianFill, run_and_wait, use_fake
+from tests.gui.pipeline_fakes import TUMOUR_SLICES, MedianFill, StallProbe, run_and_wait, use_fake
 
 
 @pytest.fixture
@@ -66,9 +65,51 @@ def test_overlays_fill_in_slice_by_slice(demo_window, fake, qtbot, dialogs):
     assert (scatter.data["x"][0], scatter.data["y"][0]) == pytest.approx(expected_mm, rel=1e-6)
     assert scatter.opts["size"] == pytest.approx(2 * 27 * result.grid.pixel_size_mm)
     assert view.items[RESIDUAL].isVisible() and view.items[RESIDUAL].image.shape == (256, 256, 4)
-    assert not demo_window.viewer["coronal"].items[CANDIDATES].isVisible()  # circles are axial only
     assert "median fill on in-memory predictor" in demo_window.provider_label.text()
     assert "last run" in demo_window.provider_label.text()
+
+
+def test_coronal_and_sagittal_views_show_circle_chords_and_masks(ran):
+    """A circle crossing the crosshair row is a segment in the coronal view: its chord, in mm, at its
+    slice's height, in its score colour; planes missing every circle show none."""
+    state, result, viewer = ran.state, ran.pipeline.result, ran.viewer
+    sx, sy, sz = state.loaded.case.ct.spacing  # (1.6, 1.6, 6.25) mm
+    radius_mm = result.params.circle_radius_px * result.grid.pixel_size_mm
+    z = TUMOUR_SLICES[1]
+    centres = working_to_case_index(result.grid, result.slices[z].centres)  # (n, 2) continuous (row, col)
+    row, col = centres[len(centres) // 2]
+    y0 = int(round(row))
+    state.set_position(z, y0, int(round(col)))
+    chords = viewer["coronal"].items[CANDIDATES].chords
+    half = np.sqrt(radius_mm ** 2 - ((y0 - row) * sy) ** 2)
+    expected = [(col + 0.5) * sx - half, (z + 0.5) * sz, (col + 0.5) * sx + half, (z + 0.5) * sz]
+    match = np.flatnonzero(np.all(np.isclose(chords.segments, expected, atol=1e-6), axis=1))
+    assert len(match) == 1 and half > radius_mm - 1.0
+    index_in_slice = len(centres) // 2
+    assert np.array_equal(chords.colours[match[0]], score_colours(result.slices[z].scores)[index_in_slice])
+    crossing = sum(int((np.abs((y0 - working_to_case_index(result.grid, result.slices[k].centres)[:, 0]) * sy)
+                        < radius_mm).sum()) for k in TUMOUR_SLICES)
+    assert len(chords) == crossing and set(chords.segments[:, 1]) == {(k + 0.5) * sz for k in TUMOUR_SLICES}
+    assert viewer["coronal"].items[CANDIDATES].isVisible()
+    top_k = viewer["coronal"].items[TOP_K].chords
+    assert 0 < len(top_k) <= len(chords) and top_k.width == 2.5
+    # sagittal: the same circle cut along its column
+    x0 = int(round(col))
+    sagittal = viewer["sagittal"].items[CANDIDATES].chords
+    half = np.sqrt(radius_mm ** 2 - ((x0 - col) * sx) ** 2)
+    expected = [(row + 0.5) * sy - half, (z + 0.5) * sz, (row + 0.5) * sy + half, (z + 0.5) * sz]
+    assert np.all(np.isclose(sagittal.segments, expected, atol=1e-6), axis=1).sum() == 1
+    # a plane that misses every circle: nothing drawn
+    state.set_position(z, 0, 0)
+    assert len(viewer["coronal"].items[CANDIDATES].chords) == 0
+    assert not viewer["coronal"].items[CANDIDATES].isVisible()
+    # the raster layers show in the coronal plane too, on the run's slices only
+    state.set_position(z, y0, x0)
+    for name in (RESIDUAL, UNION):
+        image = viewer["coronal"].items[name].image
+        assert image.shape == (48, 256, 4) and viewer["coronal"].items[name].isVisible()
+        drawn_rows = np.flatnonzero(image[..., 3].any(axis=1))
+        assert len(drawn_rows) and set(drawn_rows) <= set(TUMOUR_SLICES)
 
 
 def test_threshold_and_min_radius_resegment_without_inference(ran, fake, qtbot):
@@ -178,21 +219,22 @@ def test_tiny_onnx_model_runs_on_the_cpu(demo_window, qtbot, tmp_path, dialogs):
 
 
 def test_window_stays_responsive_during_a_run(demo_window, qtbot, capsys):
-    """Longest gap between 10 ms timer ticks while a cost-matched run works (target 100 ms)."""
+    """Longest gap between 10 ms timer ticks while a cost-matched run works, its end included: the GUI
+    thread's own work between two ticks (CPU time, independent of the machine's load) must stay
+    within the 100 ms target; the wall-clock gap (what the user sees, load included) is printed."""
     fake = use_fake(demo_window, MedianFill(seconds_per_item=0.002))
-    ticks = []
-    timer = QTimer()
-    timer.setInterval(10)
-    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
-    timer.start()
+    probe = StallProbe()
     run_and_wait(qtbot, demo_window, timeout_ms=60000)
-    timer.stop()
-    gaps = np.diff(ticks)
+    qtbot.wait(300)  # the end of the run (final mask, lesion table, redraws) counts too
+    wall, cpu = probe.stop()
     with capsys.disabled():
-        print(f"\nevent-loop stall during AutoPaint: longest {gaps.max() * 1000:.0f} ms, "
-              f"p99 {np.percentile(gaps, 99) * 1000:.0f} ms over {len(gaps)} ticks, {fake.items} holes")
-    assert len(gaps) > 50 and fake.calls > 0
-    assert gaps.max() < 0.5  # a real freeze (inference or mapping on the GUI thread) fails this
+        print(f"\nevent-loop stall during AutoPaint: longest {wall.max() * 1000:.0f} ms wall "
+              f"(p99 {np.percentile(wall, 99) * 1000:.0f} ms), GUI-thread work {cpu.max() * 1000:.0f} ms, "
+              f"over {len(wall)} ticks, {fake.items} holes, load {os.getloadavg()[0]:.1f}")
+    assert len(wall) > 50 and fake.calls > 0
+    # Inference, mapping, lesion measuring or too much drawing on the GUI thread fails this. The wall
+    # gap is not asserted: on 2 cores shared with a training run it reaches ~1 s while this is ~20 ms.
+    assert cpu.max() <= 0.1
 
 
 def test_failures_are_dialogs_and_leave_the_state_alone(ran, dialogs, qtbot):
