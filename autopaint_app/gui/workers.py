@@ -172,5 +172,8 @@ class JobRunner(QObject):
 
     def wait_idle(self, msecs: int = 10000) -> bool:
         """Block until every worker thread has ended (shutdown and tests only; never from a slot)."""
-        GeneratorWorker.await_workers(msecs)
+        try:
+            GeneratorWorker.await_workers(msecs)
+        except RuntimeError:  # superqt raises when a worker is still inside a long step (one forward pass)
+            return False
         return not any(worker.is_running for worker in self._running)
