@@ -45,7 +45,7 @@ def run_model_eval(args) -> None:
             raise InputError(folder, "no known case layout found in this folder")
         found.extend(cases)
     # modality None: --model is required, so the default-model lookup (which needs it) never runs.
-    model = load_predictor(args.model, args.site, None, args.threads, batch_size=8)
+    model = load_predictor(args.model, args.site, None, args.threads, batch_size=8, card_windows=False)
     modality = modality_of(model.channels)
     settings = EvalSettings(crop=_crop_size(args, model), crops_per_case=args.crops, seed=args.seed,
                             flagged_healthy=args.healthy)

@@ -84,8 +84,14 @@ def load_for_modality(files, modality: str) -> Case:
     return load_case(files, pet_suv=True if uses_pet else None)
 
 
-def load_predictor(model_path: Path | None, site: str, modality: str, threads: int | None, batch_size: int):
-    """The ONNX model (``--model`` or the default for site and modality), checked against the preset."""
+def load_predictor(model_path: Path | None, site: str, modality: str, threads: int | None, batch_size: int,
+                   card_windows: bool = True):
+    """The ONNX model (``--model`` or the default for site and modality), checked against the preset.
+
+    ``card_windows``: the caller normalises with the card's windows (``core.segment.segment_case``
+    does, via ``presets.preset_for_model``), so a model trained with custom windows is fine; False
+    for callers that prepare with the site preset (model-eval), which refuse such a model.
+    """
     from autopaint_app.core.inpaint_model import InpaintModel  # onnxruntime only when a model is needed
 
     path = model_path if model_path is not None else default_model_path(site, modality)
@@ -93,7 +99,7 @@ def load_predictor(model_path: Path | None, site: str, modality: str, threads: i
     preset = get_preset(site)
     if model.card.site != site:
         raise InputError(path, f"model was trained for site {model.card.site}, not {site}")
-    if (model.card.ct_window, model.card.suv_window) != (preset.ct_window, preset.suv_window):
+    if not card_windows and (model.card.ct_window, model.card.suv_window) != (preset.ct_window, preset.suv_window):
         raise InputError(path, f"model windows CT {model.card.ct_window} / SUV {model.card.suv_window} differ "
                                f"from the {site} preset's {preset.ct_window} / {preset.suv_window}")
     return model

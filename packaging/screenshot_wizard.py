@@ -45,7 +45,10 @@ def render(out: Path, overwrite: bool) -> Path:
     wizard = TrainingWizard(models_folder=work / "models", overrides=SMALL)
     wizard.resize(1500, 1000)
     wizard.show()
-    wizard.data_page.add_folder(str(work / "cases"))
+    scanned = QEventLoop()
+    wizard.data_page.scan_finished.connect(scanned.quit)
+    wizard.data_page.add_folder(str(work / "cases"))  # the scan runs in a worker thread
+    scanned.exec()
     wizard.next()
     wizard.model_page.crop.setValue(64)
     wizard.next()

@@ -7,7 +7,7 @@ pixels: lung 27 / 15 / 7, head & neck 15 / 8 / 4; dilation widths 7..15; top-k 3
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 SCHEMA_VERSION = 1
 
@@ -66,3 +66,17 @@ def get_preset(site: str) -> SitePreset:
         return PRESETS[site]
     except KeyError:
         raise ValueError(f"unknown site {site!r}; expected one of {', '.join(PRESETS)}") from None
+
+
+def preset_for_model(site: str, card=None) -> SitePreset:
+    """The ``site`` preset with a model card's windows, so inference normalises as the model was trained.
+
+    A model trained with custom windows (``run.json`` ``ct_window`` / ``suv_window``) records them in
+    its card (``core.inpaint_model.ModelCard``); everything else (circles, dilations, organ of
+    interest) stays the site's. ``card`` may be None or lack the windows (a fake predictor): then
+    the plain preset.
+    """
+    preset = get_preset(site)
+    windows = {name: tuple(float(v) for v in getattr(card, name)) for name in ("ct_window", "suv_window")
+               if getattr(card, name, None) is not None}
+    return replace(preset, **windows) if windows else preset

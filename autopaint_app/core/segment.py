@@ -35,7 +35,7 @@ from autopaint_app.core.io import Volume, publish_staged, write_json, write_volu
 from autopaint_app.core.lesions import lesion_table
 from autopaint_app.core.ooi import compute_ooi
 from autopaint_app.core.preprocess import PreparedCase, prepare_case, resample_pet_to_ct
-from autopaint_app.core.presets import MODALITY_CHANNELS, get_preset
+from autopaint_app.core.presets import MODALITY_CHANNELS, preset_for_model
 
 SUMMARY_NAME = "summary.json"
 
@@ -143,7 +143,7 @@ def segment_case(case: Case, site: str, modality: str, predictor, params: Pipeli
         InputError: the modality needs an image the case lacks, a PET not in SUV, an empty OOI,
             slice indices outside the volume, a model whose channels do not fit.
     """
-    preset = get_preset(site)
+    preset = preset_for_model(site, getattr(predictor, "card", None))  # the windows the model was trained with
     if "pet" in MODALITY_CHANNELS[modality] and case.pet is not None and case.pet_units != "SUV":
         raise InputError(case.files.pet, f"PET must be in SUV for modality {modality} (it holds {case.pet_units})")
     timings, caught, started = {}, [], time.perf_counter()

@@ -17,7 +17,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from autopaint_app.core.preprocess import ct_to_unit, pet_to_unit
-from autopaint_app.core.presets import get_preset
+from autopaint_app.core.presets import SitePreset, get_preset
 
 CELL = 8  # pixels per side of the coarse body / OOI maps crop centres are drawn from
 OOI_CENTRE_PROBABILITY = 0.75  # else anywhere in the body (context around the organ)
@@ -62,9 +62,12 @@ def coarse_cells(mask: np.ndarray) -> np.ndarray:
     return mask.reshape(n, h // CELL, CELL, w // CELL, CELL).any(axis=(2, 4))
 
 
-def body_cells(images: np.ndarray, channels: tuple[str, ...], site: str) -> np.ndarray:
-    """Coarse body map from the unit-range slices (n, C, N, N): tissue above air, holes filled."""
-    preset = get_preset(site)
+def body_cells(images: np.ndarray, channels: tuple[str, ...], site: str | SitePreset) -> np.ndarray:
+    """Coarse body map from the unit-range slices (n, C, N, N): tissue above air, holes filled.
+
+    ``site``: a site name, or the preset (windows) the slices were normalised with.
+    """
+    preset = site if isinstance(site, SitePreset) else get_preset(site)
     limits = {"ct": float(ct_to_unit(np.array(BODY_CT_HU), preset)),
               "pet": float(pet_to_unit(np.array(BODY_SUV), preset))}
     n, _, h, w = images.shape

@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 from autopaint_app.core.errors import InputError
-from autopaint_app.core.presets import MODALITY_CHANNELS, PRESETS
+from autopaint_app.core.presets import MODALITY_CHANNELS, PRESETS, SitePreset
 
 ARCHS = ("gconv_lap", "gconv", "pconv")
 SIZES = ("compact", "paper")
+DEVICES = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,9 @@ class RunConfig:
         init_from: Training checkpoint whose network weights start this run (fine-tuning, e.g. a
             lung CT model from the lung PET-CT one); input/output channels are matched by name.
         threads: torch intra-op threads.
+        device: ``"cpu"`` or ``"cuda"`` (torch's first CUDA device).
+        ct_window, suv_window: ``(low, high)`` overriding the site preset's CT window (HU) and
+            SUV window for the data and the model card; None keeps the preset's.
         export: Export the best checkpoint to ``out_dir`` as ONNX + card at the end of the run.
     """
 
@@ -95,6 +99,9 @@ class RunConfig:
     vgg_downsample: int = 1
     init_from: str | None = None
     threads: int = 2
+    device: str = "cpu"
+    ct_window: tuple[float, float] | None = None
+    suv_window: tuple[float, float] | None = None
     export: bool = True
     extra: dict = field(default_factory=dict, compare=False)
 
@@ -118,6 +125,12 @@ class RunConfig:
             problems.append("epochs_phase1 and epochs_phase2 must be >= 0 with at least one epoch")
         if self.steps_per_epoch is not None and self.steps_per_epoch < 1:
             problems.append(f"steps_per_epoch must be >= 1, got {self.steps_per_epoch}")
+        if self.device not in DEVICES:
+            problems.append(f"device must be one of {DEVICES}, got {self.device!r}")
+        for name in ("ct_window", "suv_window"):
+            window = getattr(self, name)
+            if window is not None and not (len(window) == 2 and window[0] < window[1]):
+                problems.append(f"{name} must be [low, high] with low < high, got {list(window)}")
         if not 0.0 < self.val_fraction < 1.0:
             problems.append(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if problems:
@@ -127,6 +140,13 @@ class RunConfig:
     def channels(self) -> tuple[str, ...]:
         """Channel names in network order, e.g. ``("ct", "pet")``."""
         return MODALITY_CHANNELS[self.modality]
+
+    @property
+    def site_preset(self) -> SitePreset:
+        """The site's preset with this run's ``ct_window`` / ``suv_window`` overrides applied."""
+        preset = PRESETS[self.site]
+        overrides = {name: getattr(self, name) for name in ("ct_window", "suv_window") if getattr(self, name)}
+        return replace(preset, **overrides) if overrides else preset
 
     @property
     def total_epochs(self) -> int:
@@ -161,10 +181,21 @@ class RunConfig:
                 values[key] = str(_resolve(values[key], base_dir))
         if values.get("widths") is not None:
             values["widths"] = tuple(int(w) for w in values["widths"])
+        for key in ("ct_window", "suv_window"):
+            if values.get(key) is not None:
+                values[key] = _window(values[key], key, source)
         try:
             return cls(**values, extra={"config_path": source})
         except TypeError as error:
             raise InputError(source, f"bad run.json value ({error})") from None
+
+
+def _window(value, key: str, source: str | None) -> tuple[float, float]:
+    try:
+        low, high = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise InputError(source, f"{key} must be [low, high], got {value!r}") from None
+    return low, high
 
 
 def _resolve(path: str, base_dir: Path | None) -> Path:

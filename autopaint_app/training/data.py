@@ -29,7 +29,7 @@ from autopaint_app.core.case import find_cases, load_case
 from autopaint_app.core.errors import InputError
 from autopaint_app.core.ooi import compute_ooi
 from autopaint_app.core.preprocess import prepare_case
-from autopaint_app.core.presets import MODALITY_CHANNELS, get_preset
+from autopaint_app.core.presets import MODALITY_CHANNELS, SitePreset, get_preset
 from autopaint_app.core.slice_sampling import (body_cells, coarse_cells, even_subset, healthy_slice_mask,
                                                sample_window)
 from autopaint_app.training.config import CaseEntry
@@ -71,7 +71,8 @@ class CaseSlices:
 
 
 def load_case_slices(entry: CaseEntry, files, site: str, modality: str, restrict_to_ooi: bool = True,
-                     tumour_margin_mm: float = 6.0, max_slices: int = 80) -> CaseSlices | None:
+                     tumour_margin_mm: float = 6.0, max_slices: int = 80,
+                     preset: SitePreset | None = None) -> CaseSlices | None:
     """Load one case and keep its healthy slices on the working grid (see the module docstring).
 
     Args:
@@ -81,6 +82,7 @@ def load_case_slices(entry: CaseEntry, files, site: str, modality: str, restrict
         restrict_to_ooi: Keep only slices meeting the organ of interest (when one is found).
         tumour_margin_mm: z margin around tumour slices also excluded.
         max_slices: At most this many slices kept, evenly spaced.
+        preset: Windows to normalise with (``RunConfig.site_preset``); default the site's preset.
 
     Returns:
         The kept slices, or None (logged) when the case cannot serve: a channel the modality needs
@@ -108,7 +110,8 @@ def load_case_slices(entry: CaseEntry, files, site: str, modality: str, restrict
         return None
     if label is None:
         logger.info("case %s has no tumour label; folder flagged healthy: every slice is used", case.case_id)
-    prepared = prepare_case(case.ct, case.pet, get_preset(site), modality)
+    preset = preset or get_preset(site)
+    prepared = prepare_case(case.ct, case.pet, preset, modality)
     ooi_cells = None
     candidates = np.flatnonzero(healthy)
     if restrict_to_ooi:
@@ -132,7 +135,7 @@ def load_case_slices(entry: CaseEntry, files, site: str, modality: str, restrict
         ooi_cells = coarse_cells(ooi_cells[kept])
     n_excluded = int((~healthy).sum())
     result = CaseSlices(case.case_id, entry.patient_id or case.case_id, kept, images,
-                        body_cells(images, needed, site), ooi_cells, reference.shape[0], n_excluded,
+                        body_cells(images, needed, preset), ooi_cells, reference.shape[0], n_excluded,
                         entry.split)
     logger.info("case %s: %d slices, %d excluded near tumour, %d kept", case.case_id, reference.shape[0],
                 n_excluded, kept.size)
@@ -140,7 +143,8 @@ def load_case_slices(entry: CaseEntry, files, site: str, modality: str, restrict
 
 
 def load_slices(entries: Sequence[CaseEntry], site: str, modality: str, restrict_to_ooi: bool = True,
-                tumour_margin_mm: float = 6.0, max_slices: int = 80) -> list[CaseSlices]:
+                tumour_margin_mm: float = 6.0, max_slices: int = 80,
+                preset: SitePreset | None = None) -> list[CaseSlices]:
     """Healthy slices of every case in every entry's folder (cases that cannot serve are logged).
 
     Raises:
@@ -156,7 +160,8 @@ def load_slices(entries: Sequence[CaseEntry], site: str, modality: str, restrict
             if key in seen:
                 raise InputError(entry.path, f"case id {files.case_id!r} also in {seen[key]}; ids must be unique")
             seen[key] = entry.path
-            slices = load_case_slices(entry, files, site, modality, restrict_to_ooi, tumour_margin_mm, max_slices)
+            slices = load_case_slices(entry, files, site, modality, restrict_to_ooi, tumour_margin_mm, max_slices,
+                                      preset)
             if slices is not None:
                 found.append(slices)
     if not found:

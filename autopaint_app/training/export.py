@@ -109,7 +109,9 @@ def build_card(state: dict, model: InpaintingUNet, parity: float, validation: di
         "card_version": CARD_VERSION, "name": f"{run['site']}_{run['modality']}_{run['arch']}",
         "architecture": run["arch"], "network": state["network"], "size": run["size"],
         "site": run["site"], "modality": run["modality"], "channels": list(MODALITY_CHANNELS[run["modality"]]),
-        "ct_window": list(preset.ct_window), "suv_window": list(preset.suv_window),
+        # the run's own windows when it overrode the preset's: inference must normalise the same way
+        "ct_window": list(run.get("ct_window") or preset.ct_window),
+        "suv_window": list(run.get("suv_window") or preset.suv_window),
         "size_multiple": model.config.size_multiple, "params": count_parameters(model),
         "train_crop": run["train_crop"],
         "inputs": {"image": "float32 (N, C, H, W) in [0, 1], channels in 'channels' order",

@@ -15,7 +15,9 @@ model and card of the best checkpoint.
 stdout carries JSON lines only (``progress.Progress``):
 ``start`` (config, split, cases, vgg_weights, biharmonic val metrics, steps_per_epoch),
 ``step`` (phase, epoch, step, global_step, lr, losses by term), ``epoch`` (phase, epoch, train
-loss means, val metrics, best), ``done``, ``stopped`` or ``error``; each with elapsed_s and eta_s.
+loss means, val metrics, best, ``samples``: the ``samples/epoch_NNN.npz`` of fixed validation
+inpaintings, see ``samples.py``), ``done``, ``stopped`` or ``error``; each with elapsed_s and eta_s.
+``--estimate`` instead measures a few steps and prints one ``estimate`` line (``estimate.py``).
 SIGINT / SIGTERM finish the current step, save ``latest.pt``, emit ``stopped`` and exit with
 code 0 (a stop is an expected outcome: resume with ``--resume``). Seeded and deterministic.
 """
@@ -39,15 +41,18 @@ from autopaint_app.core.errors import InputError
 from autopaint_app.training import checkpoints as ckpt
 from autopaint_app.training.config import RunConfig, load_run_config
 from autopaint_app.training.data import CropSampler, ValidationSet, fixed_validation_set, load_slices, split_patients
+from autopaint_app.training.devices import training_device
 from autopaint_app.training.evaluation import biharmonic_metrics, inpainting_metrics
 from autopaint_app.training.losses import InpaintingLoss, LossWeights
 from autopaint_app.training.networks import InpaintingUNet, NetworkConfig, build_network
 from autopaint_app.training.progress import Progress, StopRequest
+from autopaint_app.training.samples import write_samples
 
 logger = logging.getLogger("autopaint_app.training")
 BEST_METRIC = "psnr_hole"
 # Model parameters of the network's config that must not change when a run is resumed.
-FIXED_ON_RESUME = ("site", "modality", "arch", "size", "widths", "train_crop", "seed", "cases")
+FIXED_ON_RESUME = ("site", "modality", "arch", "size", "widths", "train_crop", "seed", "cases", "ct_window",
+                   "suv_window")
 
 
 def network_config_for(config: RunConfig) -> NetworkConfig:
@@ -82,7 +87,7 @@ class TrainingData:
 def prepare_data(config: RunConfig) -> TrainingData:
     """Healthy slices, patient-wise split (logged) and the fixed validation set."""
     slices = load_slices(config.cases, config.site, config.modality, config.restrict_to_ooi,
-                         config.tumour_margin_mm, config.max_slices_per_case)
+                         config.tumour_margin_mm, config.max_slices_per_case, config.site_preset)
     forced = forced_sides(slices)
     train_ids, val_ids = split_patients([s.patient_id for s in slices], config.val_fraction, config.seed, forced)
     logger.info("patient-wise split (seed %d): train %s; validation %s", config.seed, train_ids, val_ids)
@@ -139,15 +144,16 @@ def validate(model: InpaintingUNet, criterion: InpaintingLoss, val: ValidationSe
     """Metrics (``evaluation.METRIC_NAMES``) and the mean validation loss terms (``loss_<term>``)."""
     was_training = model.training
     model.eval()
+    device = next(model.parameters()).device
     outputs, terms_sum = [], {}
     for start in range(0, len(val.images), batch_size):
-        images = torch.from_numpy(val.images[start:start + batch_size])
-        masks = torch.from_numpy(val.masks[start:start + batch_size])
+        images = torch.from_numpy(val.images[start:start + batch_size]).to(device)
+        masks = torch.from_numpy(val.masks[start:start + batch_size]).to(device)
         output = model(images, masks)
         _, terms = criterion(output, images, masks)
         for name, value in terms.items():
             terms_sum[name] = terms_sum.get(name, 0.0) + value * len(images)
-        outputs.append(output.numpy())
+        outputs.append(output.cpu().numpy())
     model.train(was_training)
     result = inpainting_metrics(np.concatenate(outputs), val.images, val.masks)
     result.update({f"loss_{name}": value / len(val.images) for name, value in terms_sum.items()})
@@ -205,6 +211,7 @@ def train(config: RunConfig, resume: bool = False, stream=None, command: str | N
         latest, best = checkpoint_paths(out_dir)
         state = _initial_state(config, resume, latest)
         torch.set_num_threads(config.threads)
+        device = training_device(config.device)
         torch.use_deterministic_algorithms(True)
         data = prepare_data(config)
         save_validation_set(data.val, out_dir / "val_set.npz")
@@ -213,8 +220,9 @@ def train(config: RunConfig, resume: bool = False, stream=None, command: str | N
         if config.init_from is not None and state is None:
             adopted = ckpt.initialise_from(model, config.init_from, config.channels)
             logger.info("network initialised from %s (%s)", config.init_from, adopted)
+        model.to(device)  # before the optimizer exists: its state follows the parameters' device
         criterion = InpaintingLoss(loss_weights_for(config.arch), vgg_weights_path=config.vgg_weights,
-                                   vgg_downsample=config.vgg_downsample)
+                                   vgg_downsample=config.vgg_downsample).to(device)
         logger.info("VGG16 weights for the perceptual/style terms: %s", criterion.vgg_weights_source)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr1)
         steps_per_epoch = config.steps_per_epoch or math.ceil(data.sampler.n_slices / config.batch_size)
@@ -267,6 +275,18 @@ def train(config: RunConfig, resume: bool = False, stream=None, command: str | N
             handler.close()
 
 
+def train_step(model: InpaintingUNet, criterion: InpaintingLoss, optimizer: torch.optim.Optimizer,
+               images: np.ndarray, masks: np.ndarray) -> dict[str, float]:
+    """One Adam step on a batch (float32 (n, C, H, W) images, (n, 1, H, W) masks); the loss terms."""
+    device = next(model.parameters()).device
+    images, masks = torch.from_numpy(images).to(device), torch.from_numpy(masks).to(device)
+    loss, terms = criterion(model(images, masks), images, masks)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return terms
+
+
 class _Loop:
     """The epoch/step loop over a mutable checkpoint ``state`` (saved as is)."""
 
@@ -309,17 +329,14 @@ class _Loop:
 
     def _step(self) -> dict[str, float]:
         images, masks = self.data.sampler.batch(self.config.batch_size, self.rng)
-        images, masks = torch.from_numpy(images), torch.from_numpy(masks)
-        loss, terms = self.criterion(self.model(images, masks), images, masks)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
-        return terms
+        return train_step(self.model, self.criterion, self.optimizer, images, masks)
 
     def _end_epoch(self, epoch: int, phase: int, sums: dict[str, float]) -> None:
         state = self.state
         steps = max(1.0, sums.pop("steps"))  # this session's steps of the epoch (fewer after a resume)
         val = validate(self.model, self.criterion, self.data.val, self.config.batch_size)
+        samples = write_samples(self.model, self.data.val.images, self.data.val.masks, self.config.channels,
+                                self.latest.parent.parent, epoch + 1)
         record = {"epoch": epoch + 1, "phase": phase, "train": {k: v / steps for k, v in sums.items()}, "val": val}
         state["history"].append(record)
         state.update(epoch=epoch + 1, step_in_epoch=0, val_metrics=val)
@@ -333,7 +350,8 @@ class _Loop:
                     " - best so far" if improved else "")
         self.progress.emit("epoch", phase=phase, epoch=epoch + 1, epochs=self.config.total_epochs,
                            global_step=state["global_step"], lr=self.optimizer.param_groups[0]["lr"],
-                           losses=record["train"], val=val, biharmonic=state["biharmonic"], best=state["best"])
+                           losses=record["train"], val=val, biharmonic=state["biharmonic"], best=state["best"],
+                           samples=str(samples))
 
     def _save(self, path: Path) -> None:
         state = self.state
@@ -348,6 +366,9 @@ def build_parser() -> argparse.ArgumentParser:
                                      description="Train an AutoPaint inpainting network (JSON lines on stdout).")
     parser.add_argument("--config", type=Path, required=True, help="run.json")
     parser.add_argument("--resume", action="store_true", help="continue from out_dir/checkpoints/latest.pt")
+    parser.add_argument("--estimate", action="store_true",
+                        help="measure parameters and time per epoch on a few steps; print one JSON line, write nothing")
+    parser.add_argument("--estimate-steps", type=int, default=3, help="timed steps of --estimate (default 3)")
     return parser
 
 
@@ -364,6 +385,11 @@ def command_line(program: str, config_path: Path, resume: bool) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.estimate:
+            from autopaint_app.training.estimate import estimate
+
+            estimate(load_run_config(args.config), steps=args.estimate_steps)
+            return 0
         return run_from_args(args.config, args.resume,
                              command_line("python -m autopaint_app.training", args.config, args.resume))
     except InputError as error:

@@ -52,8 +52,14 @@ def _wizard(qtbot, tmp_path, **kwargs) -> TrainingWizard:
     return wizard
 
 
-def _to_run_page(wizard, folder, out_dir, python=None, steps=6, epochs=(1, 1)) -> None:
-    wizard.data_page.add_folder(str(folder))
+def add_folder_and_wait(qtbot, page, folder) -> None:
+    """Add a folder to the Data page and wait for its scan (a worker thread) to arrive."""
+    with qtbot.waitSignal(page.scan_finished, timeout=30000):
+        page.add_folder(str(folder))
+
+
+def _to_run_page(qtbot, wizard, folder, out_dir, python=None, steps=6, epochs=(1, 1)) -> None:
+    add_folder_and_wait(qtbot, wizard.data_page, folder)
     assert wizard.button(QWizard.WizardButton.NextButton).isEnabled()
     wizard.next()
     wizard.model_page.crop.setValue(64)
@@ -75,7 +81,7 @@ def test_data_page_lists_cases_split_and_offers_only_their_modalities(qtbot, tmp
     wizard = _wizard(qtbot, tmp_path)
     page = wizard.data_page
     assert not page.isComplete() and not wizard.button(QWizard.WizardButton.NextButton).isEnabled()
-    page.add_folder(str(cases))
+    add_folder_and_wait(qtbot, page, cases)
     rows = [[page.table.item(r, c).text() for c in range(page.table.columnCount())]
             for r in range(page.table.rowCount())]
     assert rows == [["lung_2", "CT+PET", "12", "yes", "12", "usable"],
@@ -142,7 +148,7 @@ def test_train_cancel_resume_finish_installs_a_loadable_model(qtbot, tmp_path, c
     installed = []
     wizard.model_installed.connect(installed.append)
     out_dir = tmp_path / "run"
-    _to_run_page(wizard, cases, out_dir)
+    _to_run_page(qtbot, wizard, cases, out_dir)
     run = wizard.run_page
     written = json.loads((out_dir / "run.json").read_text())
     assert written["widths"] == [8, 16, 16] and written["epochs_phase1"] == 1 and written["cases"] == [
@@ -169,9 +175,10 @@ def test_train_cancel_resume_finish_installs_a_loadable_model(qtbot, tmp_path, c
     wizard.model_installed.connect(installed.append)
     wizard.load_run(out_dir / "run.json")
     run = wizard.run_page
+    qtbot.waitUntil(lambda: wizard.currentPage() is run, timeout=30000)  # after the Data page's scan
     assert wizard.currentPage() is run and run.state == "running" and "--resume" in run.log.toPlainText()
     assert json.loads((out_dir / "run.json").read_text()) == written  # the same run, continued
-    qtbot.waitUntil(lambda: run.state in ("done", "failed"), timeout=90000)
+    qtbot.waitUntil(lambda: run.state in ("done", "failed"), timeout=240000)  # 2 cores, shared
     assert run.state == "done", run.error_label.text() + run.log.toPlainText()[-2000:]
     assert len(run.val_curves["psnr_hole"].getData()[0]) >= 1 and len(run.loss_curves["total"].getData()[0]) >= 6
 
@@ -200,7 +207,7 @@ def test_killed_backend_shows_last_log_lines_and_closing_asks(qtbot, tmp_path, c
                                     "echo '{\"event\": \"start\", \"total_steps\": 10, \"split\": {}}'\n"
                                     "exec sleep 60\n")
     wizard = _wizard(qtbot, tmp_path)
-    _to_run_page(wizard, cases, tmp_path / "run", python=python)
+    _to_run_page(qtbot, wizard, cases, tmp_path / "run", python=python)
     run = wizard.run_page
     qtbot.waitUntil(lambda: run.start_event is not None, timeout=10000)
     dialogs.answer = dialogs.answer.No
@@ -215,7 +222,7 @@ def test_killed_backend_shows_last_log_lines_and_closing_asks(qtbot, tmp_path, c
 def test_closing_mid_run_and_confirming_stops_the_backend(qtbot, tmp_path, cases, dialogs):
     python = _fake_python(tmp_path, "echo '{\"event\": \"start\", \"total_steps\": 10}'\nexec sleep 60\n")
     wizard = _wizard(qtbot, tmp_path)
-    _to_run_page(wizard, cases, tmp_path / "run", python=python)
+    _to_run_page(qtbot, wizard, cases, tmp_path / "run", python=python)
     run = wizard.run_page
     qtbot.waitUntil(lambda: run.start_event is not None, timeout=10000)
     wizard.close()
@@ -229,7 +236,7 @@ def test_a_backend_ignoring_the_stop_is_killed_and_reported(qtbot, tmp_path, cas
                                     "exec sleep 60\n")
     wizard = _wizard(qtbot, tmp_path)
     wizard.run_page.backend.kill_after_ms = 300
-    _to_run_page(wizard, cases, tmp_path / "run", python=python)
+    _to_run_page(qtbot, wizard, cases, tmp_path / "run", python=python)
     run = wizard.run_page
     qtbot.waitUntil(lambda: run.start_event is not None, timeout=10000)
     run.cancel_button.click()
@@ -241,7 +248,7 @@ def test_a_backend_ignoring_the_stop_is_killed_and_reported(qtbot, tmp_path, cas
 def test_main_window_close_asks_while_the_wizard_trains(qtbot, tmp_path, cases, window, dialogs):
     python = _fake_python(tmp_path, "echo '{\"event\": \"start\", \"total_steps\": 10}'\nexec sleep 60\n")
     wizard = window.open_training_wizard()
-    _to_run_page(wizard, cases, tmp_path / "run", python=python)
+    _to_run_page(qtbot, wizard, cases, tmp_path / "run", python=python)
     qtbot.waitUntil(lambda: wizard.run_page.start_event is not None, timeout=10000)
     dialogs.answer = dialogs.answer.No
     window.close()
@@ -255,7 +262,7 @@ def test_crashed_backend_reports_its_exit_and_traceback(qtbot, tmp_path, cases):
     python = _fake_python(tmp_path, "echo 'Traceback (most recent call last):' >&2\n"
                                     "echo 'RuntimeError: out of memory' >&2\nexit 3\n")
     wizard = _wizard(qtbot, tmp_path)
-    _to_run_page(wizard, cases, tmp_path / "run", python=python)
+    _to_run_page(qtbot, wizard, cases, tmp_path / "run", python=python)
     qtbot.waitUntil(lambda: wizard.run_page.state == "failed", timeout=10000)
     text = wizard.run_page.error_label.text()
     assert "exited with code 3" in text and "RuntimeError: out of memory" in text

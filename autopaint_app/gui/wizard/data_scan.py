@@ -13,8 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from autopaint_app.core.case import find_cases, load_case
+from autopaint_app.core.case import Case, find_cases, load_case
 from autopaint_app.core.errors import InputError
+from autopaint_app.gui.wizard.data_preview import HolePreview, prepared_crop, preview_slice_index, with_training_holes
 
 MODALITY_ORDER = ("petct", "ct", "pet")
 
@@ -45,13 +46,15 @@ class CaseInfo:
 
 @dataclass
 class DataSummary:
-    """What a set of folders offers for training; ``errors`` block the wizard, ``notes`` inform."""
+    """What a set of folders offers for training; ``errors`` block the wizard, ``notes`` inform;
+    ``previews`` show a few usable cases' prepared slices with training holes."""
 
     cases: list[CaseInfo] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     modalities: tuple[str, ...] = ()
     split: tuple[list[str], list[str]] = ([], [])
+    previews: list[HolePreview] = field(default_factory=list)
 
     @property
     def usable(self) -> list[CaseInfo]:
@@ -60,10 +63,15 @@ class DataSummary:
 
 def case_info(files, folder: str, flagged_healthy: bool) -> CaseInfo:
     """Load one case (validated by ``core.case.load_case``) and count its tumour-free slices."""
+    return _load_and_describe(files, folder, flagged_healthy)[0]
+
+
+def _load_and_describe(files, folder: str, flagged_healthy: bool) -> tuple[CaseInfo, Case | None]:
+    """:func:`case_info` and the loaded case (None when unreadable)."""
     try:
         case = load_case(files)
     except InputError as error:
-        return CaseInfo(files.case_id, folder, problem=f"unreadable: {error}")
+        return CaseInfo(files.case_id, folder, problem=f"unreadable: {error}"), None
     modalities = tuple(name for name, volume in (("ct", case.ct), ("pet", case.pet)) if volume is not None)
     n_slices = int(case.reference.shape[0])
     problem, healthy = None, None
@@ -78,7 +86,7 @@ def case_info(files, folder: str, flagged_healthy: bool) -> CaseInfo:
         healthy = n_slices
     elif problem is None:
         problem = "no tumour label and the folder is not marked tumour-free"
-    return CaseInfo(files.case_id, folder, modalities, n_slices, case.label is not None, healthy, problem)
+    return CaseInfo(files.case_id, folder, modalities, n_slices, case.label is not None, healthy, problem), case
 
 
 def split_patients(patient_ids: list[str], val_fraction: float, seed: int) -> tuple[list[str], list[str]]:
@@ -91,9 +99,14 @@ def split_patients(patient_ids: list[str], val_fraction: float, seed: int) -> tu
 
 
 def scan_folders(folders: list[str | os.PathLike], flagged_healthy: bool = False, seed: int = 0,
-                 val_fraction: float = 0.2) -> DataSummary:
-    """Every case of ``folders``, what blocks training (``errors``) and the split of usable cases."""
+                 val_fraction: float = 0.2, previews: int = 0) -> DataSummary:
+    """Every case of ``folders``, what blocks training (``errors``) and the split of usable cases.
+
+    ``previews`` usable cases (the first ones) also get a prepared slice with training holes
+    (:mod:`~autopaint_app.gui.wizard.data_preview`, lung windows) in ``summary.previews``.
+    """
     summary = DataSummary()
+    crops = []
     if not folders:
         summary.errors.append("Add at least one folder of cases.")
         return summary
@@ -105,12 +118,21 @@ def scan_folders(folders: list[str | os.PathLike], flagged_healthy: bool = False
             continue
         if not found:
             summary.errors.append(f"{folder}: no PET/CT case found in this folder")
-        summary.cases += [case_info(files, str(folder), flagged_healthy) for files in found]
+        for files in found:
+            info, case = _load_and_describe(files, str(folder), flagged_healthy)
+            summary.cases.append(info)
+            if info.problem is None and len(crops) < previews:
+                z = preview_slice_index(case)
+                try:
+                    crops.append((info.case_id, z, *prepared_crop(case, z)))
+                except (InputError, ValueError) as error:  # the preview is a courtesy, never a blocker
+                    summary.notes.append(f"{info.case_id}: no preview ({error})")
     ids = [case.case_id for case in summary.cases]
     duplicates = sorted({case_id for case_id in ids if ids.count(case_id) > 1})
     if duplicates:
         summary.errors.append(f"case ids appear twice: {', '.join(duplicates)} (the backend needs unique ids)")
     _judge(summary, seed, val_fraction)
+    summary.previews = with_training_holes(crops, seed)
     return summary
 
 

@@ -1,4 +1,6 @@
-"""Wizard page 4: the training process, live — loss curves, validation curves, progress with ETA, log.
+"""Wizard page 4: the training process, live — loss curves, validation curves, progress with ETA, sample
+inpaintings of fixed validation holes (refreshed every epoch from the ``samples`` file the trainer names
+in its ``epoch`` event), log.
 
 Pause and Cancel both send SIGTERM: the trainer finishes its step, saves ``latest.pt`` and says
 ``stopped``; Resume restarts it with ``--resume`` on the same ``run.json``. A failed backend shows
@@ -9,12 +11,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QHBoxLayout, QLabel, QPlainTextEdit, QProgressBar, QPushButton, QVBoxLayout,
                                QWizardPage)
 
 from autopaint_app.gui.wizard.backend_process import BackendProcess
+from autopaint_app.gui.wizard.mosaic import MosaicView
 
 LOSS_COLOURS = {"total": "w", "valid": "c", "hole": "m", "perceptual": "y", "style_out": "g", "style_comp": "b",
                 "tv": (255, 128, 0), "lap": "r"}
@@ -27,6 +31,18 @@ def format_eta(seconds) -> str:
         return "ETA …"
     seconds = round(seconds)
     return f"ETA {seconds // 3600:d}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+def sample_rows(samples) -> list[list[np.ndarray]]:
+    """Mosaic rows of a ``samples/epoch_NNN.npz``: per crop and channel, input with holes | inpainted | truth.
+
+    The inpainted tile is the network output inside the holes and the known pixels outside (what
+    the pipeline uses); arrays are (n, C, H, W) with masks (n, 1, H, W), 1 = known.
+    """
+    truth, masks, output = samples["truth"], samples["masks"], samples["output"]
+    composite = masks * truth + (1 - masks) * output
+    return [[tile for c in range(truth.shape[1]) for tile in (truth[i, c] * masks[i, 0], composite[i, c], truth[i, c])]
+            for i in range(len(truth))]
 
 
 def _number(value) -> str:
@@ -72,6 +88,8 @@ class RunPage(QWizardPage):
             self.val_plots[key] = plot
             self.val_curves[key] = plot.plot([], [], pen="y", symbol="o", symbolSize=5)
         self.biharmonic_lines: list = []
+        self.samples_view = MosaicView("Fixed validation holes: after the first epoch")
+        self.samples_path: Path | None = None
         self.progress = QProgressBar()
         self.progress.setFormat("%p%")
         self.eta_label = QLabel(format_eta(None))
@@ -90,6 +108,7 @@ class RunPage(QWizardPage):
         plots = QHBoxLayout()
         plots.addWidget(self.loss_plot)
         plots.addWidget(self.val_plot)
+        plots.addWidget(self.samples_view)
         bar = QHBoxLayout()
         bar.addWidget(self.progress, 1)
         bar.addWidget(self.eta_label)
@@ -199,6 +218,21 @@ class RunPage(QWizardPage):
             curve.setData([p[0] for p in points], [p[1] for p in points])
         figures = ", ".join(f"{title} {_number(val.get(key))}" for key, title in VAL_METRICS.items())
         self._log(f"epoch {record['epoch']}: validation {figures}")
+        if record.get("samples"):
+            self._show_samples(Path(record["samples"]), record["epoch"])
+
+    def _show_samples(self, path: Path, epoch: int) -> None:
+        """Draw the epoch's sample inpaintings (a missing or unreadable file is logged, never raised)."""
+        try:
+            with np.load(path) as samples:
+                rows = sample_rows(samples)
+                channels = "/".join(str(name).upper() for name in samples["channels"])
+        except (OSError, ValueError, KeyError) as error:
+            self._log(f"sample inpaintings of epoch {epoch} unreadable: {path} ({error})")
+            return
+        self.samples_path = path
+        self.samples_view.show_tiles(rows, f"Epoch {epoch}, fixed validation holes ({channels}): "
+                                           f"input | inpainted | truth")
 
     def _draw_biharmonic(self, metrics: dict) -> None:
         for plot, line in self.biharmonic_lines:

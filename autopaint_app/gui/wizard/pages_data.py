@@ -2,19 +2,36 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QGuiApplication
+from PySide6.QtCore import Qt, Signal, Slot
 from PySide6.QtWidgets import (QCheckBox, QFileDialog, QHBoxLayout, QLabel, QListWidget, QMessageBox, QPushButton,
                                QTableWidget, QTableWidgetItem, QVBoxLayout, QWizardPage)
+from superqt.utils import create_worker
 
 from autopaint_app.core.errors import InputError
+from autopaint_app.gui.wizard.data_preview import PREVIEW_CASES
 from autopaint_app.gui.wizard.data_scan import DataSummary, scan_folders
+from autopaint_app.gui.wizard.mosaic import MosaicView
 
 COLUMNS = ("Case", "Modality", "Slices", "Label", "Healthy slices", "Status")
 
 
+def scan_in_worker(scan_id: int, folders: list[str], flagged_healthy: bool) -> tuple[int, DataSummary]:
+    """The scan a worker thread runs: (``scan_id``, summary with hole previews); never raises."""
+    try:
+        return scan_id, scan_folders(folders, flagged_healthy, previews=PREVIEW_CASES)
+    except Exception as error:  # noqa: BLE001 - a library failure must reach the page, not vanish in the thread
+        return scan_id, DataSummary(errors=[f"the scan failed: {type(error).__name__}: {error}"])
+
+
 class DataPage(QWizardPage):
-    """Folders of cases (any layout ``core.case.find_cases`` reads), scanned when the list changes."""
+    """Folders of cases (any layout ``core.case.find_cases`` reads), scanned when the list changes.
+
+    The scan (every case is read and validated, a few get a hole preview) runs in a worker thread;
+    Next waits for it. Signals:
+        scan_finished(): the table, split, messages and preview show the latest scan.
+    """
+
+    scan_finished = Signal()
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -35,7 +52,11 @@ class DataPage(QWizardPage):
         self.message = QLabel()
         self.message.setWordWrap(True)
         self.message.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.preview = MosaicView("Prepared slices with random training holes")
+        self.preview.setMinimumHeight(160)
         self.summary = DataSummary()
+        self.scanning = False
+        self._scan_id = 0
         self._layout()
         self.add_button.clicked.connect(self._choose_folder)
         self.remove_button.clicked.connect(self._remove_selected)
@@ -52,7 +73,10 @@ class DataPage(QWizardPage):
         layout.addWidget(self.folders, 1)
         layout.addLayout(buttons)
         layout.addWidget(self.tumour_free)
-        layout.addWidget(self.table, 3)
+        tables = QHBoxLayout()
+        tables.addWidget(self.table, 3)
+        tables.addWidget(self.preview, 2)
+        layout.addLayout(tables, 3)
         layout.addWidget(self.split_label)
         layout.addWidget(self.message)
 
@@ -86,14 +110,35 @@ class DataPage(QWizardPage):
 
     # ------------------------------------------------------------------ scan
     def rescan(self) -> None:
-        """Read every case (synchronously: volumes are validated by ``core.case.load_case``)."""
-        QGuiApplication.setOverrideCursor(Qt.CursorShape.WaitCursor)
-        try:
-            self.summary = scan_folders(self.folder_list(), self.tumour_free.isChecked())
-        finally:
-            QGuiApplication.restoreOverrideCursor()
-        self._show_summary()
+        """Scan the folders in a worker thread; a newer scan supersedes an older one's result."""
+        self._scan_id += 1
+        self.scanning = True
+        self.message.setText("Scanning the folders (reading every case)…")
         self.completeChanged.emit()
+        worker = create_worker(scan_in_worker, self._scan_id, self.folder_list(), self.tumour_free.isChecked())
+        worker.returned.connect(self._on_scanned)
+        worker.start()
+
+    @Slot(object)
+    def _on_scanned(self, result: tuple[int, DataSummary]) -> None:
+        scan_id, summary = result
+        if scan_id != self._scan_id:
+            return  # the folders changed while this scan ran
+        self.summary, self.scanning = summary, False
+        self._show_summary()
+        self._show_previews()
+        self.completeChanged.emit()
+        self.scan_finished.emit()
+
+    def _show_previews(self) -> None:
+        """One row per previewed case: each channel as prepared, then with the training holes."""
+        previews = self.summary.previews
+        rows = [[*preview.crop, *preview.with_holes] for preview in previews]
+        coverage = (f"; hole coverage {100 * (1 - sum(p.mask.mean() for p in previews) / len(previews)):.0f} % "
+                    f"(training batches: 25-30 %)" if previews else "")
+        names = "+".join(c.upper() for c in previews[0].channels) if previews else ""
+        self.preview.show_tiles(rows, f"{names} slices, lung windows, then with training holes{coverage}"
+                                if previews else "No preview (no usable case yet)")
 
     def _show_summary(self) -> None:
         cases = self.summary.cases
@@ -115,7 +160,7 @@ class DataPage(QWizardPage):
         self.message.setText("<br>".join(lines))
 
     def isComplete(self) -> bool:
-        return bool(self.summary.usable) and not self.summary.errors
+        return not self.scanning and bool(self.summary.usable) and not self.summary.errors
 
     def validatePage(self) -> bool:
         return self.isComplete()

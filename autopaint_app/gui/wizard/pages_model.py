@@ -1,15 +1,18 @@
-"""Wizard pages 2 and 3: the network (site, modality, architecture, size, crop) and the training settings."""
+"""Wizard page 2: the network (site, windows, modality, architecture, size, crop) and its measured cost.
+
+Also the small widget helpers the other wizard pages share.
+"""
 
 from __future__ import annotations
 
-import os
-import sys
-import time
 from pathlib import Path
 
 from PySide6.QtCore import QStandardPaths
-from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QHBoxLayout, QLabel, QLineEdit, QPushButton,
-                               QSpinBox, QWidget, QWizardPage)
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QSpinBox,
+                               QWidget, QWizardPage)
+
+from autopaint_app.core.presets import get_preset
+from autopaint_app.gui.wizard.estimate_panel import EstimatePanel
 
 SITES = {"lung": "Lung", "hn": "Head and neck"}
 MODALITY_TITLES = {"petct": "PET-CT", "ct": "CT", "pet": "PET"}
@@ -51,28 +54,104 @@ def _shown_without_problems(label, problems: list[str]) -> bool:
     label.setText("<br>".join(f"<b style='color:#c0392b'>{p}</b>" for p in problems))
     return not problems
 
+def _double(low: float, high: float, suffix: str) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setRange(low, high)
+    spin.setDecimals(1)
+    spin.setSuffix(suffix)
+    return spin
+
+
+class WindowEditor(QWidget):
+    """CT window (HU) and SUV window, low/high each; follows the site preset until "custom" is ticked."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.custom = QCheckBox("Custom window")
+        self.custom.setToolTip("Override the site preset's CT and SUV windows (recorded in run.json and the model "
+                               "card; inference normalises with the card's windows)")
+        self.ct_low, self.ct_high = _double(-3000, 3000, " HU"), _double(-3000, 3000, " HU")
+        self.suv_low, self.suv_high = _double(0, 100, " SUV"), _double(0, 100, " SUV")
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.custom)
+        for label, spin in (("CT", self.ct_low), ("to", self.ct_high), ("  PET", self.suv_low), ("to", self.suv_high)):
+            row.addWidget(QLabel(label))
+            row.addWidget(spin)
+        row.addStretch(1)
+        self.custom.toggled.connect(self._on_custom_toggled)
+        self._on_custom_toggled(False)
+
+    def follow_preset(self, site: str) -> None:
+        """Show the preset's windows (unless custom values are being edited)."""
+        if not self.custom.isChecked():
+            preset = get_preset(site)
+            self.set_windows(preset.ct_window, preset.suv_window)
+
+    def set_windows(self, ct_window, suv_window) -> None:
+        for spin, value in zip((self.ct_low, self.ct_high, self.suv_low, self.suv_high), (*ct_window, *suv_window)):
+            spin.setValue(float(value))
+
+    def windows(self) -> dict:
+        """``{"ct_window": [low, high], "suv_window": [low, high]}`` when custom, else ``{}``."""
+        if not self.custom.isChecked():
+            return {}
+        return {"ct_window": [self.ct_low.value(), self.ct_high.value()],
+                "suv_window": [self.suv_low.value(), self.suv_high.value()]}
+
+    def problems(self) -> list[str]:
+        found = []
+        for name, low, high in (("CT", self.ct_low, self.ct_high), ("SUV", self.suv_low, self.suv_high)):
+            if self.custom.isChecked() and low.value() >= high.value():
+                found.append(f"{name} window: the low end must be below the high end.")
+        return found
+
+    def _on_custom_toggled(self, checked: bool) -> None:
+        for spin in (self.ct_low, self.ct_high, self.suv_low, self.suv_high):
+            spin.setEnabled(checked)
+
+
 class ModelPage(QWizardPage):
-    """Site preset, modality (only those every usable case has), architecture, size, crop size."""
+    """Site preset and windows, modality (only those every usable case has), architecture, size, crop size, and the
+    measured cost of the run (parameters, time per epoch)."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setTitle("Model")
-        self.setSubTitle("The site preset sets the CT/SUV windows and the organ of interest.")
+        self.setSubTitle("The site preset sets the CT/SUV windows and the organ of interest; a custom window "
+                         "keeps the site's organ of interest.")
         self.site = _combo(SITES)
+        self.window_editor = WindowEditor()
+        self.window_editor.follow_preset(self.site.currentData())
         self.modality = QComboBox()
         self.arch = _combo(ARCHITECTURES)
         self.size = _combo(SIZES)
         self.crop = _spin(64, 512, 128, step=64, suffix=" px")
         self.crop.setToolTip("Side of the square training crops on the 512 px working grid (multiple of 64).")
+        self.estimate = EstimatePanel(self._estimate_settings)
         self.message = QLabel()
         self.message.setWordWrap(True)
         form = QFormLayout(self)
-        for label, widget in (("Site preset:", self.site), ("Modality:", self.modality),
-                              ("Architecture:", self.arch), ("Size:", self.size), ("Training crop:", self.crop),
-                              ("", self.message)):
+        for label, widget in (("Site preset:", self.site), ("Windows:", self.window_editor),
+                              ("Modality:", self.modality), ("Architecture:", self.arch), ("Size:", self.size),
+                              ("Training crop:", self.crop), ("Cost:", self.estimate), ("", self.message)):
             form.addRow(label, widget)
+        self.site.currentIndexChanged.connect(lambda _index: self.window_editor.follow_preset(self.site.currentData()))
         self.size.currentIndexChanged.connect(lambda _index: self.completeChanged.emit())
         self.crop.valueChanged.connect(lambda _value: self.completeChanged.emit())
+        self.window_editor.custom.toggled.connect(self._on_custom_toggled)
+        for spin in (self.window_editor.ct_low, self.window_editor.ct_high, self.window_editor.suv_low,
+                     self.window_editor.suv_high):
+            spin.valueChanged.connect(lambda _value: self.completeChanged.emit())
+
+    def _on_custom_toggled(self, checked: bool) -> None:
+        if not checked:
+            self.window_editor.follow_preset(self.site.currentData())
+        self.completeChanged.emit()
+
+    def _estimate_settings(self) -> tuple[str, dict]:
+        wizard = self.wizard()
+        return wizard.python(), wizard.run_settings()
 
     def set_modalities(self, modalities: tuple[str, ...]) -> None:
         """Offer only the modalities the data has (PET-CT first)."""
@@ -89,117 +168,25 @@ class ModelPage(QWizardPage):
         multiple = SIZE_MULTIPLE[self.size.currentData()]
         if self.crop.value() % multiple:
             found.append(f"The {self.size.currentData()} network needs crops that are multiples of {multiple} px.")
-        return found
+        return found + self.window_editor.problems()
 
     def isComplete(self) -> bool:
         return _shown_without_problems(self.message, self.problems())
 
     def load(self, run: dict) -> None:
-        """Select a ``run.json``'s site, modality, architecture, size and crop (resuming a run)."""
+        """Select a ``run.json``'s site, windows, modality, architecture, size and crop (resuming a run)."""
         for combo, key in ((self.site, "site"), (self.modality, "modality"), (self.arch, "arch"), (self.size, "size")):
             index = combo.findData(run.get(key))
             if index >= 0:
                 combo.setCurrentIndex(index)
         self.crop.setValue(int(run.get("train_crop", self.crop.value())))
+        if run.get("ct_window") or run.get("suv_window"):
+            preset = get_preset(self.site.currentData())
+            self.window_editor.custom.setChecked(True)
+            self.window_editor.set_windows(run.get("ct_window") or preset.ct_window,
+                                           run.get("suv_window") or preset.suv_window)
 
     def settings(self) -> dict:
         return {"site": self.site.currentData(), "modality": self.modality.currentData(),
-                "arch": self.arch.currentData(), "size": self.size.currentData(), "train_crop": self.crop.value()}
-
-
-class TrainingPage(QWizardPage):
-    """Epochs per phase, batch size, steps per epoch, seed, VGG16 weights, device, interpreter, run folder."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setTitle("Training")
-        self.setSubTitle("Paper: 150 + 150 epochs, lr 1e-4 then 5e-5 with the encoder BN frozen, batch 8.")
-        self.epochs1 = _spin(0, 10000, 150)
-        self.epochs2 = _spin(0, 10000, 150)
-        self.batch = _spin(1, 256, 8)
-        self.steps = _spin(0, 100000, 0)
-        self.steps.setSpecialValueText("one pass over the training slices")
-        self.seed = _spin(0, 2**31 - 1, 0)
-        self.vgg = QLineEdit()
-        self.vgg.setPlaceholderText("optional torchvision VGG16 state dict (.pth)")
-        self.vgg_note = QLabel(RANDOM_VGG_TEXT)
-        self.vgg_note.setWordWrap(True)
-        self.device = QComboBox()
-        self.device.addItem("CPU", "cpu")
-        self.device.setToolTip("The backend trains on CPU; CUDA detection is not implemented yet.")
-        self.python = QLineEdit(sys.executable)
-        self.python.setToolTip("Python that runs the trainer (needs torch and autopaint_app), e.g. a GPU machine's.")
-        self.out_dir = QLineEdit(str(default_runs_dir() / time.strftime("run_%Y%m%d_%H%M%S")))
-        self.message = QLabel()
-        self.message.setWordWrap(True)
-        self.resuming = False  # set by TrainingWizard.load_run: the run folder's checkpoint is continued
-        self._layout()
-        self.vgg.textChanged.connect(self._on_vgg_changed)
-        for edit in (self.vgg, self.python, self.out_dir):
-            edit.textChanged.connect(lambda _text: self.completeChanged.emit())
-        for spin in (self.epochs1, self.epochs2):
-            spin.valueChanged.connect(lambda _value: self.completeChanged.emit())
-
-    def _layout(self) -> None:
-        browse = QPushButton("Browse…")
-        browse.clicked.connect(self._choose_vgg)
-        vgg_row = QWidget()
-        row = QHBoxLayout(vgg_row)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.vgg, 1)
-        row.addWidget(browse)
-        form = QFormLayout(self)
-        for label, widget in (("Epochs, phase 1 (lr 1e-4):", self.epochs1),
-                              ("Epochs, phase 2 (lr 5e-5, encoder BN frozen):", self.epochs2),
-                              ("Batch size:", self.batch), ("Steps per epoch:", self.steps), ("Seed:", self.seed),
-                              ("VGG16 weights:", vgg_row), ("", self.vgg_note), ("Device:", self.device),
-                              ("Python for the trainer:", self.python), ("Run folder:", self.out_dir),
-                              ("", self.message)):
-            form.addRow(label, widget)
-
-    def _choose_vgg(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "VGG16 weights", "", "PyTorch weights (*.pth *.pt)")
-        if path:
-            self.vgg.setText(path)
-
-    def _on_vgg_changed(self, text: str) -> None:
-        self.vgg_note.setText(f"ImageNet features from {text}" if text.strip() else RANDOM_VGG_TEXT)
-
-    def problems(self) -> list[str]:
-        """Why Next is refused (shown on the page)."""
-        found = []
-        if self.epochs1.value() + self.epochs2.value() < 1:
-            found.append("At least one epoch is needed.")
-        vgg = self.vgg.text().strip()
-        if vgg and not Path(vgg).is_file():
-            found.append(f"{vgg}: VGG16 weights file not found")
-        python = self.python.text().strip()
-        if not python or not (Path(python).is_file() and os.access(python, os.X_OK)):
-            found.append(f"{python or '(empty)'}: not an executable Python interpreter")
-        out = Path(self.out_dir.text().strip() or ".")
-        if not self.out_dir.text().strip():
-            found.append("Choose a run folder.")
-        elif (out / "checkpoints" / "latest.pt").exists() and not self.resuming:
-            found.append(f"{out}: holds a training run already; choose a new run folder")
-        return found
-
-    def isComplete(self) -> bool:
-        return _shown_without_problems(self.message, self.problems())
-
-    def load(self, run: dict) -> None:
-        """Fill the fields from a ``run.json`` dict (resuming a run)."""
-        for spin, key in ((self.epochs1, "epochs_phase1"), (self.epochs2, "epochs_phase2"),
-                          (self.batch, "batch_size"), (self.steps, "steps_per_epoch"), (self.seed, "seed")):
-            if run.get(key) is not None:
-                spin.setValue(int(run[key]))
-        self.vgg.setText(run.get("vgg_weights") or "")
-        self.out_dir.setText(str(run["out_dir"]))
-
-    def settings(self) -> dict:
-        values = {"epochs_phase1": self.epochs1.value(), "epochs_phase2": self.epochs2.value(),
-                  "batch_size": self.batch.value(), "seed": self.seed.value(), "out_dir": self.out_dir.text().strip()}
-        if self.steps.value():
-            values["steps_per_epoch"] = self.steps.value()
-        if self.vgg.text().strip():
-            values["vgg_weights"] = self.vgg.text().strip()
-        return values
+                "arch": self.arch.currentData(), "size": self.size.currentData(), "train_crop": self.crop.value(),
+                **self.window_editor.windows()}

@@ -17,7 +17,8 @@ from autopaint_app.core.errors import InputError
 from autopaint_app.gui.wizard.page_finish import FinishPage
 from autopaint_app.gui.wizard.page_run import RunPage
 from autopaint_app.gui.wizard.pages_data import DataPage
-from autopaint_app.gui.wizard.pages_model import ModelPage, TrainingPage
+from autopaint_app.gui.wizard.page_training import TrainingPage
+from autopaint_app.gui.wizard.pages_model import ModelPage
 
 
 def user_models_folder() -> Path:
@@ -44,6 +45,7 @@ class TrainingWizard(QWizard):
         self.setWindowTitle("Train a model")
         self.models_folder = Path(models_folder) if models_folder is not None else user_models_folder()
         self.overrides = dict(overrides or {})
+        self._run_to_load: dict | None = None  # a run.json waiting for the Data page's scan (load_run)
         self.data_page, self.model_page, self.training_page = DataPage(), ModelPage(), TrainingPage()
         self.run_page, self.finish_page = RunPage(), FinishPage()
         self.training_page.setCommitPage(True)
@@ -80,9 +82,9 @@ class TrainingWizard(QWizard):
     def load_run(self, run_json: str | Path) -> None:
         """Fill the pages from a run's ``run.json`` and continue it from its checkpoint.
 
-        Keys the pages do not show (e.g. ``widths``) are kept as :attr:`overrides`. Walks the
-        pages (each still validated); the Run page starts with ``--resume`` when
-        ``<run folder>/checkpoints/latest.pt`` exists.
+        Keys the pages do not show (e.g. ``widths``) are kept as :attr:`overrides`. Once the Data
+        page's scan (a worker thread) is in, walks the pages (each still validated); the Run page
+        starts with ``--resume`` when ``<run folder>/checkpoints/latest.pt`` exists.
 
         Raises:
             InputError: unreadable ``run.json``, or it names no case folders or run folder.
@@ -97,15 +99,24 @@ class TrainingWizard(QWizard):
         out_dir = Path(run["out_dir"])
         run["out_dir"] = str(out_dir if out_dir.is_absolute() else (path.parent / out_dir).resolve())
         shown = {"site", "modality", "arch", "size", "train_crop", "epochs_phase1", "epochs_phase2",
-                 "batch_size", "steps_per_epoch", "seed", "vgg_weights", "out_dir", "export"}
+                 "batch_size", "steps_per_epoch", "seed", "vgg_weights", "out_dir", "export", "device",
+                 "ct_window", "suv_window"}
         # 'cases' is kept verbatim (patient ids, relative paths): the trainer refuses a resume when it changes
         self.overrides = {**self.overrides, **{k: v for k, v in run.items() if k not in shown}}
         if self.run_page.backend.running:
             raise InputError(path, "a training is running in this wizard; stop it first")
         self.restart()  # back to the Data page (the Run page is past a commit page: Back cannot reach it)
         entries = [entry if isinstance(entry, dict) else {"path": entry} for entry in run["cases"]]
-        self.data_page.load({"cases": [{**entry, "path": str(path.parent / entry["path"])} for entry in entries]})
         self.training_page.resuming = True
+        if self._run_to_load is None:
+            self.data_page.scan_finished.connect(self._walk_loaded_run)
+        self._run_to_load = run
+        self.data_page.load({"cases": [{**entry, "path": str(path.parent / entry["path"])} for entry in entries]})
+
+    def _walk_loaded_run(self) -> None:
+        """Second half of :meth:`load_run`, once the Data page has scanned the run's folders."""
+        self.data_page.scan_finished.disconnect(self._walk_loaded_run)
+        run, self._run_to_load = self._run_to_load, None
         for page, fill in ((self.data_page, None), (self.model_page, self.model_page.load),
                            (self.training_page, self.training_page.load)):
             if fill is not None:
@@ -130,12 +141,22 @@ class TrainingWizard(QWizard):
             backend.kill()
         return True
 
+    def cancel_probes(self) -> None:
+        """Stop a running device probe or cost estimate (short child processes of the pages)."""
+        self.training_page.device_probe.cancel()
+        self.model_page.estimate.cancel()
+
+    def done(self, result: int) -> None:
+        self.cancel_probes()
+        super().done(result)
+
     def reject(self) -> None:
         if self.ask_stop_training():
             super().reject()
 
     def closeEvent(self, event) -> None:
         if self.ask_stop_training():
+            self.cancel_probes()
             super().closeEvent(event)
         else:
             event.ignore()
