@@ -23,7 +23,7 @@ from autopaint_app.core.autopaint import Progress as PipelineProgress
 from autopaint_app.core.autopaint_overlays import SliceOverlay, slice_overlay
 from autopaint_app.core.errors import InputError
 from autopaint_app.core.preprocess import PreparedCase, prepare_case
-from autopaint_app.core.presets import MODALITY_CHANNELS, get_preset
+from autopaint_app.core.presets import MODALITY_CHANNELS, preset_for_model
 from autopaint_app.gui.case_jobs import LoadedCase, MaskLesions, Progress, mask_lesions
 
 MODALITY_TITLES = {"petct": "PET-CT", "pet": "PET", "ct": "CT"}
@@ -144,7 +144,8 @@ def autopaint_steps(loaded: LoadedCase, request: RunRequest, prepared_cache: dic
     Args:
         loaded: the open case (CT, PET on the CT grid as SUV, OOI on the case grid).
         request: site, modality, parameters, model, threshold and slices.
-        prepared_cache: ``(site, modality) -> PreparedCase`` already made (read only here).
+        prepared_cache: ``(site, modality, ct_window, suv_window) -> PreparedCase`` already made
+            (read only here).
         model_cache: ``ModelChoice.key -> predictor`` already loaded (read only here).
 
     Yields:
@@ -162,18 +163,21 @@ def autopaint_steps(loaded: LoadedCase, request: RunRequest, prepared_cache: dic
         raise InputError(None, "no organ of interest: choose a site in Segment > Organ of interest or load an OOI file")
     if request.modality not in case_modalities(loaded):
         raise InputError(None, f"the case has no {MODALITY_TITLES[request.modality]} images")
-    key = (request.site, request.modality)
-    prepared = prepared_cache.get(key)
-    if prepared is None:
-        yield Progress(0, 0, f"AutoPaint: preparing the {MODALITY_TITLES[request.modality]} working grid")
-        case = loaded.case
-        prepared = prepare_case(case.ct, loaded.suv, get_preset(request.site), request.modality)
-        yield PreparedReady(key, prepared)
+    # The model first: a model trained with custom windows (its card) must see the case normalised
+    # the same way, so the windows are part of the prepared-case cache key.
     predictor = model_cache.get(request.model.key)
     if predictor is None:
         yield Progress(0, 0, f"AutoPaint: loading {request.model.name}")
         predictor = load_predictor(request.model)
         yield ModelReady(request.model.key, predictor, provider_title(predictor))
+    preset = preset_for_model(request.site, getattr(predictor, "card", None))
+    key = (request.site, request.modality, preset.ct_window, preset.suv_window)
+    prepared = prepared_cache.get(key)
+    if prepared is None:
+        yield Progress(0, 0, f"AutoPaint: preparing the {MODALITY_TITLES[request.modality]} working grid")
+        case = loaded.case
+        prepared = prepare_case(case.ct, loaded.suv, preset, request.modality)
+        yield PreparedReady(key, prepared)
     result = None
     for item in run_autopaint(prepared, loaded.ooi, predictor, request.params, request.slices):
         if item.slice_result is not None:

@@ -355,7 +355,8 @@ class PipelineSession(QObject):
         if self.result is None or self.running or not self.state.mask_source.startswith("AutoPaint"):
             return None, None
         modality = next(m for m, c in MODALITY_CHANNELS.items() if c == tuple(self.result.channel_names))
-        return self.result, self.prepared_cache.get((self.result.preset.name, modality))
+        preset = self.result.preset
+        return self.result, self.prepared_cache.get((preset.name, modality, preset.ct_window, preset.suv_window))
 
     # ------------------------------------------------------------------ case changes
     def _on_ooi_changed(self) -> None:

@@ -91,8 +91,12 @@ def test_coronal_and_sagittal_views_show_circle_chords_and_masks(ran):
                         < radius_mm).sum()) for k in TUMOUR_SLICES)
     assert len(chords) == crossing and set(chords.segments[:, 1]) == {(k + 0.5) * sz for k in TUMOUR_SLICES}
     assert viewer["coronal"].items[CANDIDATES].isVisible()
+    # the kept (top-k) circles: thick chords where the plane crosses the best one
+    best_row = working_to_case_index(result.grid, result.slices[z].centres[result.slices[z].candidates[:1]])[0, 0]
+    state.set_position(z, int(round(best_row)), int(round(col)))
     top_k = viewer["coronal"].items[TOP_K].chords
-    assert 0 < len(top_k) <= len(chords) and top_k.width == 2.5
+    assert 0 < len(top_k) <= len(viewer["coronal"].items[CANDIDATES].chords) and top_k.width == 2.5
+    state.set_position(z, y0, int(round(col)))
     # sagittal: the same circle cut along its column
     x0 = int(round(col))
     sagittal = viewer["sagittal"].items[CANDIDATES].chords
@@ -103,8 +107,8 @@ def test_coronal_and_sagittal_views_show_circle_chords_and_masks(ran):
     state.set_position(z, 0, 0)
     assert len(viewer["coronal"].items[CANDIDATES].chords) == 0
     assert not viewer["coronal"].items[CANDIDATES].isVisible()
-    # the raster layers show in the coronal plane too, on the run's slices only
-    state.set_position(z, y0, x0)
+    # the raster layers show in the coronal plane too (through the best kept circle), on the run's slices only
+    state.set_position(z, int(round(best_row)), x0)
     for name in (RESIDUAL, UNION):
         image = viewer["coronal"].items[name].image
         assert image.shape == (48, 256, 4) and viewer["coronal"].items[name].isVisible()
