@@ -24,6 +24,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OUT = REPO / "resources" / "screenshots" / "main_window.png"
 WINDOW_SIZE = (1600, 1000)
+RUN_DEADLINE_MS = 20 * 60 * 1000  # the shipped model on every OOI slice of the demo case, 2 CPU cores
 STAND_IN = "ring-mean fill (no trained model)"
 
 
@@ -43,6 +44,8 @@ def ring_mean_fill(image, mask, ring_px: int = 4):
 
 def run_autopaint(window, loop) -> str:
     """Run AutoPaint on the open case (shipped model, else the stand-in); returns the model's name."""
+    from PySide6.QtCore import QTimer
+
     from autopaint_app.gui.autopaint_jobs import ModelChoice
 
     pipeline = window.pipeline
@@ -50,8 +53,12 @@ def run_autopaint(window, loop) -> str:
         pipeline.add_model(ModelChoice(STAND_IN, predictor=ring_mean_fill, channels=("ct", "pet")))
     pipeline.run_finished.connect(loop.quit)
     pipeline.run_stopped.connect(loop.quit)
+    run_deadline = QTimer(singleShot=True, interval=RUN_DEADLINE_MS)
+    run_deadline.timeout.connect(loop.quit)
+    run_deadline.start()
     window.run_action.trigger()
     loop.exec()
+    run_deadline.stop()
     if pipeline.result is None:
         sys.exit("error: the AutoPaint run did not finish")
     return pipeline.model.name
@@ -94,12 +101,14 @@ def render(out: Path, overwrite: bool) -> Path:
     loop = QEventLoop()
     window.state.case_loaded.connect(loop.quit)
     window.runner.job_failed.connect(lambda name, exc: (print(f"error: {exc}", file=sys.stderr), loop.quit()))
-    QTimer.singleShot(60000, loop.quit)
+    load_deadline = QTimer(singleShot=True, interval=60000)
+    load_deadline.timeout.connect(loop.quit)
+    load_deadline.start()
     window.open_demo()
     loop.exec()
+    load_deadline.stop()  # the run below has its own, longer deadline (a real model on every OOI slice)
     if window.state.loaded is None:
         sys.exit("error: the demo case did not open")
-    QTimer.singleShot(300000, loop.quit)
     model = run_autopaint(window, loop)
     state = window.state
     if state.lesions:
