@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import time
-import warnings
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,11 +29,10 @@ from autopaint_app.core.case import CaseFiles, load_case
 from autopaint_app.core.errors import InputError
 from autopaint_app.core.holes import batch_masks, hole_coverage
 from autopaint_app.core.inpaint_quality import biharmonic_inpaint, inpainting_metrics
-from autopaint_app.core.ooi import compute_ooi
 from autopaint_app.core.preprocess import prepare_case
 from autopaint_app.core.presets import MODALITY_CHANNELS, get_preset
 from autopaint_app.core.slice_sampling import (body_cells, coarse_cells, even_subset, healthy_slice_mask,
-                                               sample_window)
+                                               ooi_slices, sample_window)
 
 logger = logging.getLogger(__name__)
 
@@ -134,14 +132,7 @@ def case_crops(files: CaseFiles, site: str, modality: str, settings: EvalSetting
     prepared = prepare_case(case.ct, case.pet, get_preset(site), modality)
     candidates, ooi_working = np.flatnonzero(healthy), None
     if settings.restrict_to_ooi:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            ooi = compute_ooi(site, ct=prepared.ct_hu, pet=prepared.suv)
-        for warning in caught:
-            logger.warning("case %s: %s", case.case_id, warning.message)
-        if ooi.any():
-            ooi_working = prepared.grid.to_working(ooi.astype(np.uint8), order=0).array.astype(bool)
-            candidates = candidates[ooi_working[candidates].any(axis=(1, 2))]
+        candidates, ooi_working = ooi_slices(prepared, site, candidates, case.case_id, logger)
     kept = even_subset(candidates, settings.max_slices)
     if kept.size == 0:
         return "no healthy slice left (tumour exclusion and organ of interest)"

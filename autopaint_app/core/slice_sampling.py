@@ -11,12 +11,15 @@ slices ``(C, y, x)`` in [0, 1] on the 512 x 512 working grid.
 
 from __future__ import annotations
 
+import logging
 import math
+import warnings
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from autopaint_app.core.preprocess import ct_to_unit, pet_to_unit
+from autopaint_app.core.ooi import compute_ooi
+from autopaint_app.core.preprocess import PreparedCase, ct_to_unit, pet_to_unit
 from autopaint_app.core.presets import SitePreset, get_preset
 
 CELL = 8  # pixels per side of the coarse body / OOI maps crop centres are drawn from
@@ -46,6 +49,27 @@ def healthy_slice_mask(label: np.ndarray | None, n_slices: int, slice_mm: float,
     if reach > 0 and tumour.any():
         tumour = ndi.binary_dilation(tumour, iterations=reach)
     return ~tumour
+
+
+def ooi_slices(prepared: PreparedCase, site: str, candidates: np.ndarray, case_id: str,
+               logger: logging.Logger) -> tuple[np.ndarray, np.ndarray | None]:
+    """Keep the ``candidates`` slice indices that meet the site's organ of interest.
+
+    The OOI's warnings are logged for ``case_id`` (a cohort run must not stop on one odd case).
+
+    Returns:
+        (kept indices, OOI on the working grid ``(z, N, N)`` bool), or (``candidates``, None) when no
+        organ of interest is found (the caller decides whether that is acceptable).
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ooi = compute_ooi(site, ct=prepared.ct_hu, pet=prepared.suv)
+    for warning in caught:
+        logger.warning("case %s: %s", case_id, warning.message)
+    if not ooi.any():
+        return candidates, None
+    ooi_working = prepared.grid.to_working(ooi.astype(np.uint8), order=0).array.astype(bool)
+    return candidates[ooi_working[candidates].any(axis=(1, 2))], ooi_working
 
 
 def even_subset(indices: np.ndarray, limit: int) -> np.ndarray:

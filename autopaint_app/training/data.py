@@ -19,7 +19,6 @@ and crop windows live in ``core.slice_sampling``, shared with the held-out evalu
 from __future__ import annotations
 
 import logging
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -27,11 +26,10 @@ import numpy as np
 
 from autopaint_app.core.case import find_cases, load_case
 from autopaint_app.core.errors import InputError
-from autopaint_app.core.ooi import compute_ooi
 from autopaint_app.core.preprocess import prepare_case
 from autopaint_app.core.presets import MODALITY_CHANNELS, SitePreset, get_preset
 from autopaint_app.core.slice_sampling import (body_cells, coarse_cells, even_subset, healthy_slice_mask,
-                                               sample_window)
+                                               ooi_slices, sample_window)
 from autopaint_app.training.config import CaseEntry
 from autopaint_app.training.masks import batch_masks
 
@@ -115,16 +113,8 @@ def load_case_slices(entry: CaseEntry, files, site: str, modality: str, restrict
     ooi_cells = None
     candidates = np.flatnonzero(healthy)
     if restrict_to_ooi:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            ooi = compute_ooi(site, ct=prepared.ct_hu, pet=prepared.suv)
-        for warning in caught:
-            logger.warning("case %s: %s", case.case_id, warning.message)
-        if ooi.any():
-            ooi_working = prepared.grid.to_working(ooi.astype(np.uint8), order=0).array.astype(bool)
-            candidates = candidates[ooi_working[candidates].any(axis=(1, 2))]
-            ooi_cells = ooi_working
-        else:
+        candidates, ooi_cells = ooi_slices(prepared, site, candidates, case.case_id, logger)
+        if ooi_cells is None:
             logger.warning("case %s: no organ of interest found; all healthy slices kept", case.case_id)
     kept = even_subset(candidates, max_slices)
     if kept.size == 0:
