@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from autopaint_app.core import baselines, metrics
-from autopaint_app.core.case import case_from_paths, find_cases, load_case
+from autopaint_app.core.case import case_from_paths, find_cases, find_cases_in, load_case
 from autopaint_app.core.describe import describe_volume
 from autopaint_app.core.errors import InputError, OutputExistsError
 from autopaint_app.core.io import Volume, read_volume, write_json, write_mask, write_volume
@@ -92,21 +92,17 @@ def run_check(args) -> dict:
     import sys
 
     report = {"cases": [], "failed": 0}
-    for folder in args.paths:
-        found = find_cases(folder)
-        if not found:
-            raise InputError(folder, "no known case layout found in this folder")
-        for files in found:
-            try:
-                case = load_case(files)
-            except InputError as exc:
-                print(f"error: {exc}", file=sys.stderr)
-                report["cases"].append({"case_id": files.case_id, "ok": False, "error": str(exc)})
-                report["failed"] += 1
-                continue
-            report["cases"].append({"case_id": case.case_id, "ok": True, "layout": files.layout,
-                                    "shape_zyx": list(case.reference.shape), "pet_units": case.pet_units,
-                                    "label_voxels": None if case.label is None else int(case.label.array.sum())})
+    for files in find_cases_in(args.paths):
+        try:
+            case = load_case(files)
+        except InputError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            report["cases"].append({"case_id": files.case_id, "ok": False, "error": str(exc)})
+            report["failed"] += 1
+            continue
+        report["cases"].append({"case_id": case.case_id, "ok": True, "layout": files.layout,
+                                "shape_zyx": list(case.reference.shape), "pet_units": case.pet_units,
+                                "label_voxels": None if case.label is None else int(case.label.array.sum())})
     return report
 
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from autopaint_app.core import cohort
-from autopaint_app.core.case import find_cases
+from autopaint_app.core.case import find_cases_in
 from autopaint_app.core.errors import InputError
 from autopaint_app.core.io import publish_staged
 from autopaint_app.core.segment import refuse_existing, segment_case
@@ -31,12 +31,7 @@ def run_evaluate(args) -> None:
     started = time.perf_counter()
     refuse_existing(args.out, OUTPUTS, args.overwrite)
     params = pipeline_params(args)
-    found = []
-    for folder in args.cases:
-        cases = find_cases(folder)
-        if not cases:
-            raise InputError(folder, "no known case layout found in this folder")
-        found.extend(cases)
+    found = find_cases_in(args.cases)
     predictor = load_predictor(args.model, args.site, args.modality, args.threads, params.batch_size)
     scored = []
     for number, files in enumerate(found, start=1):

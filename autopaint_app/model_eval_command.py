@@ -11,7 +11,7 @@ import sys
 import time
 from pathlib import Path
 
-from autopaint_app.core.case import find_cases
+from autopaint_app.core.case import find_cases_in
 from autopaint_app.core.errors import InputError
 from autopaint_app.core.io import write_json
 from autopaint_app.core.model_eval import EvalSettings, evaluate_model, modality_of
@@ -38,12 +38,7 @@ def run_model_eval(args) -> None:
         refuse_existing(args.out.parent, (args.out.name,), args.overwrite)
     if args.crops < 1:
         raise InputError("--crops", f"must be at least 1, got {args.crops}")
-    found = []
-    for folder in args.cases:
-        cases = find_cases(folder)
-        if not cases:
-            raise InputError(folder, "no known case layout found in this folder")
-        found.extend(cases)
+    found = find_cases_in(args.cases)
     # modality None: --model is required, so the default-model lookup (which needs it) never runs.
     model = load_predictor(args.model, args.site, None, args.threads, batch_size=8, card_windows=False)
     modality = modality_of(model.channels)

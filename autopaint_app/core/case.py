@@ -120,6 +120,21 @@ def find_cases(folder: str | os.PathLike) -> list[CaseFiles]:
     return cases
 
 
+def find_cases_in(folders) -> list[CaseFiles]:
+    """The cases of every folder in ``folders`` (``find_cases`` each), in order.
+
+    Raises:
+        InputError: a folder holds no known case layout (named, so a cohort run stops before work).
+    """
+    found = []
+    for folder in folders:
+        cases = find_cases(folder)
+        if not cases:
+            raise InputError(folder, "no known case layout found in this folder")
+        found.extend(cases)
+    return found
+
+
 def _cases_in(folder: Path) -> list[CaseFiles]:
     """Cases of the first layout that matches the files directly in ``folder``."""
     try:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
 
-from autopaint_app.core.phantom import ensure_demo_case
+from autopaint_app.core.phantom import ensure_demo_case, make_phantom, write_phantom
 from autopaint_app.gui.app import configure_pyqtgraph
 from autopaint_app.gui.case_jobs import LoadedCase, open_case_steps
 
@@ -77,3 +78,12 @@ def demo_window(window, demo_loaded):
     """The window with the demo case shown (state set directly; loading itself is tested elsewhere)."""
     window.state.set_loaded_case(demo_loaded)
     return window
+
+
+@pytest.fixture(scope="session")
+def cases(tmp_path_factory) -> Path:
+    """Two small healthy lung phantoms (128 px, 12 slices) the training-wizard tests scan and train on."""
+    root = tmp_path_factory.mktemp("cases")
+    for seed in (2, 3):
+        write_phantom(make_phantom("lung", seed, healthy=True, in_plane=128, n_slices=12), root / f"lung_{seed}")
+    return root

@@ -7,26 +7,16 @@ import stat
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PySide6.QtWidgets import QWizard
 
 from autopaint_app.core.inpaint_model import InpaintModel
 from autopaint_app.core.io import Volume, write_volume
-from autopaint_app.core.phantom import make_phantom, write_phantom
 from autopaint_app.gui.wizard import TrainingWizard
 from autopaint_app.gui.wizard.data_scan import scan_folders
 
 # A tiny network and data budget (tests/training/test_train.py's TINY): seconds per epoch on CPU.
 TINY = {"widths": [8, 16, 16], "val_crops": 2, "vgg_downsample": 2, "threads": 1, "restrict_to_ooi": False,
         "max_slices_per_case": 4}
-
-
-@pytest.fixture(scope="module")
-def cases(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("cases")
-    for seed in (2, 3):
-        write_phantom(make_phantom("lung", seed, healthy=True, in_plane=128, n_slices=12), root / f"lung_{seed}")
-    return root
 
 
 def _volume(array, spacing=(3.9, 3.9, 20.0)) -> Volume:

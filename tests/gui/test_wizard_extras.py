@@ -8,27 +8,17 @@ import stat
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QWizard
 
 from autopaint_app.core.holes import PAPER_BATCH_COVERAGE
 from autopaint_app.core.inpaint_model import read_card
-from autopaint_app.core.phantom import make_phantom, write_phantom
 from autopaint_app.gui.wizard import TrainingWizard
 from autopaint_app.gui.wizard import pages_data
 from autopaint_app.training.config import load_run_config
 
 TINY = {"widths": [8, 16, 16], "val_crops": 3, "vgg_downsample": 2, "threads": 1, "restrict_to_ooi": False,
         "max_slices_per_case": 4}
-
-
-@pytest.fixture(scope="module")
-def cases(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("cases")
-    for seed in (2, 3):
-        write_phantom(make_phantom("lung", seed, healthy=True, in_plane=128, n_slices=12), root / f"lung_{seed}")
-    return root
 
 
 def _wizard(qtbot, tmp_path) -> TrainingWizard:
