@@ -35,12 +35,13 @@ CHECKPOINT_FORMAT = "autopaint-train-1"
 
 def network_to_dict(config: NetworkConfig) -> dict:
     return {"arch": config.arch, "in_channels": config.in_channels, "widths": list(config.widths),
-            "depth": config.depth, "kernels": list(config.kernels), "use_bn": config.use_bn}
+            "depth": config.depth, "kernels": list(config.kernels), "use_bn": config.use_bn,
+            "prefill": config.prefill}
 
 
 def network_from_dict(data: dict) -> NetworkConfig:
     return NetworkConfig(data["arch"], int(data["in_channels"]), tuple(data["widths"]), int(data["depth"]),
-                         tuple(data["kernels"]), bool(data["use_bn"]))
+                         tuple(data["kernels"]), bool(data["use_bn"]), str(data.get("prefill", "none")))
 
 
 def rng_state_text(rng: np.random.Generator) -> str:
@@ -123,8 +124,15 @@ def initialise_from(model, path: str | os.PathLike, channels: tuple[str, ...]) -
             raise InputError(path, f"weight {key!r} has shape {tuple(source[key].shape)}, "
                                        f"expected {tuple(tensor.shape)}")
         adopted[key] = value
+    note = ""
+    if model.config.prefill != "none" and (source_config is None or source_config.prefill == "none"):
+        # The source head predicts whole intensities; with a prefill it predicts a correction to
+        # the prefill's logit, so it starts at zero (the output starts as the prefill itself).
+        adopted = {key: (value.new_zeros(value.shape) if key.startswith("head.") else value)
+                   for key, value in adopted.items()}
+        note = f"; head zeroed for the {model.config.prefill} prefill"
     model.load_state_dict(adopted)
-    return f"channels {list(source_channels)} -> {list(channels)}"
+    return f"channels {list(source_channels)} -> {list(channels)}{note}"
 
 
 def _checkpoint_channels(state: dict) -> list[str]:

@@ -27,6 +27,7 @@ from autopaint_app.core.presets import MODALITY_CHANNELS, PRESETS, SitePreset
 
 ARCHS = ("gconv_lap", "gconv", "pconv")
 SIZES = ("compact", "paper")
+PREFILLS = ("none", "harmonic")  # see networks.HarmonicPrefill
 DEVICES = ("cpu", "cuda")
 
 
@@ -53,6 +54,8 @@ class RunConfig:
         arch: ``"gconv_lap"`` (GConv + Laplacian term), ``"gconv"`` or ``"pconv"``.
         size: ``"compact"`` (CPU default) or ``"paper"`` (64...512 channels, 8 levels).
         widths: Explicit encoder widths (overrides ``size``; used by tests for tiny nets).
+        prefill: ``"none"`` (the paper's network) or ``"harmonic"``: the output layer corrects a
+            parameter-free harmonic fill of the holes (``networks.HarmonicPrefill``; our PET models).
         train_crop: Side of the square training crops on the working grid, pixels.
         batch_size: Crops per step.
         epochs_phase1, epochs_phase2: Epochs with all BN on (lr1), then encoder BN frozen (lr2).
@@ -82,6 +85,7 @@ class RunConfig:
     arch: str = "gconv_lap"
     size: str = "compact"
     widths: tuple[int, ...] | None = None
+    prefill: str = "none"
     train_crop: int = 128
     batch_size: int = 8
     epochs_phase1: int = 150
@@ -117,6 +121,8 @@ class RunConfig:
             problems.append(f"arch must be one of {ARCHS}, got {self.arch!r}")
         if self.size not in SIZES:
             problems.append(f"size must be one of {SIZES}, got {self.size!r}")
+        if self.prefill not in PREFILLS or (self.prefill != "none" and self.arch == "pconv"):
+            problems.append(f"prefill must be one of {PREFILLS} (not with pconv), got {self.prefill!r}")
         positive = {"train_crop": self.train_crop, "batch_size": self.batch_size, "threads": self.threads,
                     "val_crops": self.val_crops, "max_slices_per_case": self.max_slices_per_case,
                     "vgg_downsample": self.vgg_downsample, "lr1": self.lr1, "lr2": self.lr2}

@@ -61,7 +61,11 @@ def onnx_bytes(model: InpaintingUNet) -> bytes:
         program = torch.onnx.export(model, example, None, input_names=["image", "mask"],
                                     output_names=["inpainted"], opset_version=OPSET, verbose=False,
                                     dynamic_shapes={"image": axes, "mask": axes})
-    return program.model_proto.SerializeToString()
+    proto = program.model_proto
+    for node in proto.graph.node:  # the exporter's per-node stack traces: bytes, no behaviour
+        node.doc_string = ""
+        del node.metadata_props[:]
+    return proto.SerializeToString()
 
 
 def cpu_session(model_bytes: bytes) -> onnxruntime.InferenceSession:

@@ -7,6 +7,15 @@ output layer fed by the last decoder output, the input image with holes and the 
 followed by a sigmoid. GConv-Lap is the GConv network trained with the Laplacian loss term
 (``losses.LossWeights``); it needs no architecture of its own.
 
+Optional ``prefill="harmonic"`` (our addition, not in the paper; recorded in the card): a fixed,
+parameter-free multigrid harmonic fill of the holes from the known pixels (:class:`HarmonicPrefill`)
+is computed inside the network; the output layer sees it in place of the image with holes and its
+logit is added to the layer's output, so the network predicts a *correction* to a smooth fill. Why:
+on PET, which is smooth and low in amplitude in the SUV window, the plain head spends its capacity
+reproducing intensities and stayed 3-10 dB below ``inpaint_biharmonic``; with the prefill it starts
+at a smooth fill's quality and only has to learn what anatomy adds. The encoder still sees only the
+known pixels, so nothing under a hole leaks in.
+
 Contract (the same as the exported ONNX models): ``image`` (N, C, H, W) float in [0, 1] with
 C = 1 (CT or PET) or 2 (CT, PET); ``mask`` (N, 1, H, W), 1 = known pixel, 0 = hole; output
 (N, C, H, W) in [0, 1], the raw prediction (not composited with the known pixels). H and W must be
@@ -22,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from autopaint_app.training.config import PREFILLS
 from autopaint_app.training.layers import GatedConv2d, PartialConv2d
 
 ARCHITECTURES = ("gconv", "pconv")
@@ -31,6 +41,11 @@ PAPER_KERNELS = (7, 5, 5, 3, 3, 3, 3, 3)
 COMPACT_WIDTHS = (32, 64, 96, 128, 128)
 DECODER_KERNEL = 3
 LEAKY_SLOPE = 0.2
+# Jacobi sweeps of the harmonic prefill at every pyramid level: enough for 128-256 px crops to
+# settle (measured on held-out PET crops: 40 sweeps 35.4 dB, 100 sweeps 36.0 dB), and cheap next
+# to the U-Net (a 3x3 depthwise conv per sweep).
+PREFILL_SWEEPS = 100
+LOGIT_EPS = 1e-4
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,7 @@ class NetworkConfig:
         depth: Number of encoder blocks (= decoder blocks); the paper uses 8.
         kernels: Encoder kernel sizes (len == depth); decoder kernels are 3.
         use_bn: Batch normalisation in every encoder and decoder block.
+        prefill: ``"none"`` (the paper) or ``"harmonic"`` (see the module docstring; GConv only).
     """
 
     arch: str = "gconv"
@@ -52,10 +68,13 @@ class NetworkConfig:
     depth: int = len(COMPACT_WIDTHS)
     kernels: tuple[int, ...] = PAPER_KERNELS[:len(COMPACT_WIDTHS)]
     use_bn: bool = True
+    prefill: str = "none"
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"arch must be one of {ARCHITECTURES}, got {self.arch!r}")
+        if self.prefill not in PREFILLS or (self.prefill != "none" and self.arch != "gconv"):
+            raise ValueError(f"prefill must be one of {PREFILLS} (harmonic with gconv only), got {self.prefill!r}")
         if self.in_channels not in (1, 2):
             raise ValueError(f"in_channels must be 1 or 2, got {self.in_channels}")
         if self.depth < 1 or len(self.widths) != self.depth or len(self.kernels) != self.depth:
@@ -141,6 +160,44 @@ class _DecoderBlock(nn.Module):
         return self.activation(self.bn(out)), new_mask
 
 
+class HarmonicPrefill(nn.Module):
+    """Fill holes with a multigrid harmonic interpolation of the known pixels (no parameters).
+
+    Push: a pyramid of mask-weighted averages (``levels`` halvings). Pull: from the coarsest level
+    up, upsample the coarser estimate, keep fully known pixels, and relax the others with
+    ``sweeps`` Jacobi iterations of Laplace's equation (replicate borders). Inputs: ``known``
+    (N, C, H, W) = image * mask, ``mask`` (N, 1, H, W); H and W multiples of 2 ** levels.
+    """
+
+    def __init__(self, levels: int, sweeps: int = PREFILL_SWEEPS) -> None:
+        super().__init__()
+        self.levels, self.sweeps = levels, sweeps
+        stencil = torch.tensor([[0.0, 0.25, 0.0], [0.25, 0.0, 0.25], [0.0, 0.25, 0.0]])
+        self.register_buffer("stencil", stencil.view(1, 1, 3, 3), persistent=False)
+
+    def forward(self, known: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        sums, weights = [known], [mask]
+        for _ in range(self.levels):
+            sums.append(F.avg_pool2d(sums[-1], 2))
+            weights.append(F.avg_pool2d(weights[-1], 2))
+        channels = known.shape[1]
+        kernel = self.stencil.expand(channels, 1, 3, 3)
+        estimate = None
+        for level in range(self.levels, -1, -1):
+            weight = weights[level]
+            value = sums[level] / weight.clamp_min(1e-6)
+            free = (weight < 0.999).to(known.dtype)  # pixels not fully known at this level
+            fixed = (1.0 - free) * value
+            # Zero padding renormalised by the neighbours inside the image (a Neumann border);
+            # three ONNX nodes per sweep keep the exported graph small.
+            gain = free / F.conv2d(torch.ones_like(weight), self.stencil, padding=1)
+            estimate = value if estimate is None else (
+                free * F.interpolate(estimate, scale_factor=2.0, mode="bilinear", align_corners=False) + fixed)
+            for _ in range(self.sweeps):
+                estimate = fixed + gain * F.conv2d(estimate, kernel, padding=1, groups=channels)
+        return estimate
+
+
 class InpaintingUNet(nn.Module):
     """GConv or PConv inpainting U-Net (see the module docstring for the contract)."""
 
@@ -163,6 +220,7 @@ class InpaintingUNet(nn.Module):
             self.head = nn.Conv2d(widths[0] + c + 1, c, DECODER_KERNEL, 1, DECODER_KERNEL // 2)
         else:
             self.head = PartialConv2d(widths[0] + c, c, DECODER_KERNEL, 1, (widths[0], c))
+        self.prefill = HarmonicPrefill(config.depth) if config.prefill == "harmonic" else None
         self._encoder_bn_frozen = False
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -180,7 +238,11 @@ class InpaintingUNet(nn.Module):
             level = self.config.depth - 2 - j
             skip = (features[level], masks[level]) if level >= 0 else (None, None)
             x, m = block(x, m, *skip)
-        if self.config.arch == "gconv":
+        if self.prefill is not None:
+            smooth = self.prefill(known, mask)
+            logit = torch.logit(smooth.clamp(LOGIT_EPS, 1.0 - LOGIT_EPS))
+            out = self.head(torch.cat([x, smooth, mask], dim=1)) + logit
+        elif self.config.arch == "gconv":
             out = self.head(torch.cat([x, known, mask], dim=1))
         else:
             out, _ = self.head(torch.cat([x, known], dim=1), torch.cat([m, mask], dim=1))

@@ -31,7 +31,7 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -60,10 +60,12 @@ def network_config_for(config: RunConfig) -> NetworkConfig:
     arch = "pconv" if config.arch == "pconv" else "gconv"
     channels = len(config.channels)
     if config.widths is not None:
-        return NetworkConfig.with_widths(config.widths, arch=arch, in_channels=channels)
-    if config.size == "paper":
-        return NetworkConfig.paper(arch=arch, in_channels=channels)
-    return NetworkConfig(arch=arch, in_channels=channels)
+        network = NetworkConfig.with_widths(config.widths, arch=arch, in_channels=channels)
+    elif config.size == "paper":
+        network = NetworkConfig.paper(arch=arch, in_channels=channels)
+    else:
+        network = NetworkConfig(arch=arch, in_channels=channels)
+    return replace(network, prefill=config.prefill)
 
 
 def loss_weights_for(arch: str) -> LossWeights:

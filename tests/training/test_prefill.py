@@ -1,0 +1,94 @@
+"""The optional harmonic prefill: a parameter-free smooth fill the output layer corrects (PET models)."""
+
+import numpy as np
+import pytest
+import torch
+
+from autopaint_app.core.inpaint_quality import biharmonic_inpaint
+from autopaint_app.training import checkpoints as ckpt
+from autopaint_app.training.config import RunConfig
+from autopaint_app.training.networks import HarmonicPrefill, NetworkConfig, build_network
+from autopaint_app.training.train import network_config_for
+
+TINY = dict(widths=(8, 16, 16), depth=3, kernels=(7, 5, 5))
+
+
+def _disc_hole(size=64, radius=14):
+    yy, xx = np.mgrid[:size, :size]
+    hole = (yy - size / 2) ** 2 + (xx - size / 2) ** 2 <= radius ** 2
+    return torch.from_numpy((~hole).astype(np.float32)).view(1, 1, size, size)
+
+
+def test_prefill_keeps_known_pixels_and_fills_a_plane_exactly():
+    # A linear ramp is harmonic: the fill inside a disc hole must reproduce it (up to convergence).
+    mask = _disc_hole()
+    ramp = torch.linspace(0.2, 0.8, 64).view(1, 1, 1, 64).expand(1, 1, 64, 64).contiguous()
+    filled = HarmonicPrefill(levels=3)(ramp * mask, mask)
+    known = mask.bool()
+    assert torch.equal(filled[known], ramp[known])
+    assert float((filled - ramp).abs()[~known].max()) < 2e-3
+
+
+def test_prefill_fill_of_a_smooth_curved_field_is_close_but_biharmonic_is_closer():
+    # Harmonic interpolation flattens curvature (measured: mean error 0.0085 vs biharmonic 0.0002 on
+    # this field): the gap the network's correction has to close.
+    yy, xx = np.mgrid[:64, :64] / 64.0
+    field = (0.3 + 0.2 * np.sin(2.5 * xx) * np.cos(1.5 * yy)).astype(np.float32)[None, None]
+    mask = _disc_hole()
+    filled = HarmonicPrefill(levels=3)(torch.from_numpy(field) * mask, mask).numpy()
+    hole = mask.numpy() == 0
+    prefill_error = np.abs(filled - field)[hole].mean()
+    biharmonic_error = np.abs(biharmonic_inpaint(field, mask.numpy()) - field)[hole].mean()
+    blank_error = np.abs(field)[hole].mean()
+    assert prefill_error < 0.05 * blank_error
+    assert prefill_error < 0.015
+    assert biharmonic_error < prefill_error
+
+
+def test_network_with_zero_head_outputs_the_prefill():
+    net = build_network(NetworkConfig(in_channels=2, prefill="harmonic", **TINY)).eval()
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.zero_()
+        image, mask = torch.rand(2, 2, 32, 32) * 0.5 + 0.25, (torch.rand(2, 1, 32, 32) > 0.3).float()
+        out = net(image, mask)
+        expected = net.prefill(image * mask, mask)
+    assert out.shape == image.shape
+    assert torch.allclose(out, expected, atol=1e-5)
+
+
+def test_prefill_network_never_sees_the_pixels_under_the_holes():
+    net = build_network(NetworkConfig(in_channels=1, prefill="harmonic", **TINY)).eval()
+    image, mask = torch.rand(1, 1, 32, 32), (torch.rand(1, 1, 32, 32) > 0.3).float()
+    changed = image.clone()
+    changed[mask == 0] = torch.rand(int((mask == 0).sum()))
+    with torch.no_grad():
+        assert torch.equal(net(image, mask), net(changed, mask))
+
+
+def test_init_from_a_plain_checkpoint_zeroes_the_head_and_keeps_the_rest(tmp_path):
+    torch.manual_seed(3)
+    source = build_network(NetworkConfig(in_channels=2, **TINY))
+    ckpt.save_checkpoint({"format": ckpt.CHECKPOINT_FORMAT, "model": source.state_dict(),
+                          "network": ckpt.network_to_dict(source.config), "run_config": {"modality": "petct"}},
+                         tmp_path / "src.pt")
+    target = build_network(NetworkConfig(in_channels=1, prefill="harmonic", **TINY))
+    note = ckpt.initialise_from(target, tmp_path / "src.pt", ("pet",))
+    assert note.endswith("head zeroed for the harmonic prefill")
+    state = target.state_dict()
+    assert float(state["head.weight"].abs().sum()) == 0.0
+    assert torch.equal(state["encoder.0.conv.conv_f.weight"][:, 0], source.state_dict()["encoder.0.conv.conv_f.weight"][:, 1])
+
+
+def test_prefill_is_recorded_and_validated():
+    config = NetworkConfig(in_channels=1, prefill="harmonic", **TINY)
+    assert ckpt.network_from_dict(ckpt.network_to_dict(config)) == config
+    legacy = ckpt.network_to_dict(NetworkConfig(**TINY))
+    legacy.pop("prefill")
+    assert ckpt.network_from_dict(legacy).prefill == "none"  # cards written before the option
+    with pytest.raises(ValueError, match="prefill"):
+        NetworkConfig(arch="pconv", prefill="harmonic")
+    with pytest.raises(ValueError, match="prefill"):
+        NetworkConfig(prefill="biharmonic")
+    run = RunConfig(cases=("a",), out_dir="o", modality="pet", prefill="harmonic")
+    assert network_config_for(run).prefill == "harmonic"
