@@ -88,6 +88,18 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
                         help="fast: local crops, batched (default); reference: the paper's whole-slice passes")
     parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: one per core)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    tuning = parser.add_argument_group("pipeline parameters (default: the paper's for the site)")
+    tuning.add_argument("--radius", type=int, default=None, help="sliding-circle radius, px (lung 27, hn 15)")
+    tuning.add_argument("--stride", type=int, default=None, help="circle stride, px (lung 15, hn 8)")
+    tuning.add_argument("--min-radius", type=float, default=None,
+                        help="minimum tumour radius, px (lung 7, hn 4)")
+    tuning.add_argument("--top-k", type=int, default=None, help="candidate circles per slice at most (3)")
+    tuning.add_argument("--outlier-k", type=float, default=None,
+                        help="a candidate stands out from its slice by this many robust SDs (2)")
+    tuning.add_argument("--search", choices=["exhaustive", "coarse-to-fine"], default=None,
+                        help="fast mode's circle search (default exhaustive)")
+    tuning.add_argument("--context", type=float, default=None,
+                        help="fast mode's crop context around a circle, fraction of the radius (1.0)")
 
 
 def _add_segment_parsers(commands) -> None:

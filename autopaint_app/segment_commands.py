@@ -113,14 +113,22 @@ def model_facts(predictor) -> dict:
     return {"path": str(predictor.path), "provider": predictor.provider, "card": card_summary(card)}
 
 
+# CLI option -> PipelineParams field, for the options a user may tune.
+TUNABLE_OPTIONS = {"threshold": "threshold", "radius": "circle_radius_px", "stride": "circle_stride_px",
+                   "min_radius": "min_tumour_radius_px", "top_k": "top_k", "outlier_k": "outlier_k",
+                   "search": "circle_search", "context": "crop_context_ratio"}
+
+
 def pipeline_params(args) -> PipelineParams:
+    """The site preset's parameters with the command line's overrides (bad values: InputError)."""
     overrides = {"mode": args.mode}
-    if getattr(args, "threshold", None) is not None:
-        overrides["threshold"] = args.threshold
+    for option, name in TUNABLE_OPTIONS.items():
+        if getattr(args, option, None) is not None:
+            overrides[name] = getattr(args, option)
     try:
         return PipelineParams.from_preset(get_preset(args.site), **overrides)
     except ValueError as exc:
-        raise InputError("--threshold", str(exc)) from None
+        raise InputError("pipeline parameters", str(exc)) from None
 
 
 class ProgressBar:

@@ -129,7 +129,9 @@ def test_slice_ranges_parse_like_python_slices():
     (["--slices", "9:3"], "--slices", "expected 0 <= A < B"),
     (["--slices", "x"], "--slices", "expected A:B"),
     (["--slices", "10:40"], "--slices", "slices must lie in [0, 12)"),
-    (["--threshold", "1.5"], "--threshold", "threshold must be in [0, 1)"),
+    (["--threshold", "1.5"], "pipeline parameters", "threshold must be in [0, 1)"),
+    (["--radius", "10", "--stride", "20"], "pipeline parameters", "circle_stride_px must be an integer in [1, radius"),
+    (["--outlier-k", "0"], "pipeline parameters", "outlier_k must be in (0, 20]"),
 ])
 def test_bad_options_are_one_line_errors(lung_phantom, tmp_path, monkeypatch, extra, where, fragment):
     case, _ = lung_phantom
@@ -198,3 +200,16 @@ def test_the_progress_bar_follows_the_pipelines_progress_items(capsys):
     silent(Progress("circles", 3, 1, 4, 10, 0.1))
     silent.close()
     assert capsys.readouterr().err == ""
+
+
+def test_tuning_options_reach_the_pipeline_and_the_summary(lung_phantom, tmp_path, monkeypatch):
+    case, _ = lung_phantom
+    use_fake_predictor(monkeypatch, CountingPredictor(ring_mean_fill))
+    out = tmp_path / "out"
+    run = _segment(case, out, "--slices", "5:6", "--radius", "20", "--stride", "12", "--min-radius", "5",
+                   "--top-k", "2", "--outlier-k", "2.5", "--search", "coarse-to-fine", "--context", "0.7")
+    assert run.code == 0, run.err
+    params = json.loads((out / "summary.json").read_text())["params"]
+    assert (params["circle_radius_px"], params["circle_stride_px"], params["min_tumour_radius_px"]) == (20, 12, 5.0)
+    assert (params["top_k"], params["outlier_k"], params["circle_search"]) == (2, 2.5, "coarse-to-fine")
+    assert params["crop_context_ratio"] == 0.7
