@@ -96,6 +96,9 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     tuning.add_argument("--top-k", type=int, default=None, help="candidate circles per slice at most (3)")
     tuning.add_argument("--outlier-k", type=float, default=None,
                         help="a candidate stands out from its slice by this many robust SDs (2)")
+    tuning.add_argument("--volume-k", type=float, default=None,
+                        help="a candidate also stands out from all circles of the run by this many robust SDs "
+                             "(4; 0 = off, the paper's per-slice rule alone)")
     tuning.add_argument("--search", choices=["exhaustive", "coarse-to-fine"], default=None,
                         help="fast mode's circle search (default exhaustive)")
     tuning.add_argument("--context", type=float, default=None,

@@ -116,6 +116,7 @@ def model_facts(predictor) -> dict:
 # CLI option -> PipelineParams field, for the options a user may tune.
 TUNABLE_OPTIONS = {"threshold": "threshold", "radius": "circle_radius_px", "stride": "circle_stride_px",
                    "min_radius": "min_tumour_radius_px", "top_k": "top_k", "outlier_k": "outlier_k",
+                   "volume_k": "volume_outlier_k",
                    "search": "circle_search", "context": "crop_context_ratio"}
 
 
@@ -142,12 +143,13 @@ class ProgressBar:
 
         if progress.slices_total == 0:
             return
-        if self.bar is None:
-            self.bar = tqdm(total=progress.slices_total, unit="slice", file=sys.stderr, desc=self.description,
+        if self.bar is None:  # one step per slice searched (phase 1) and per slice decided (phase 2)
+            self.bar = tqdm(total=2 * progress.slices_total, unit="step", file=sys.stderr, desc=self.description,
                             disable=None if self.enabled is None else not self.enabled, leave=False)
         self.bar.set_postfix_str(f"{progress.stage}, {progress.holes_inpainted} holes", refresh=False)
-        self.bar.update(progress.slices_done - self.bar.n)    # redraws at most every 0.1 s (tqdm's mininterval)
-        if progress.stage in ("slice", "done"):
+        # redraws at most every 0.1 s (tqdm's mininterval)
+        self.bar.update(progress.slices_searched + progress.slices_done - self.bar.n)
+        if progress.stage in ("searched", "slice", "done"):
             self.bar.refresh()                                # a finished slice always shows
 
     def close(self) -> None:

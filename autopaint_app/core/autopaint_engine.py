@@ -41,10 +41,12 @@ class Stats:
         self.seconds = defaultdict(float)
         self.forward_passes = 0
         self.holes_inpainted = 0
+        self.volume_level: float | None = None  # the volume rule's level (None: off)
 
     def as_dict(self) -> dict:
         return {"seconds": {k: round(v, 4) for k, v in self.seconds.items()},
-                "forward_passes": self.forward_passes, "holes_inpainted": self.holes_inpainted}
+                "forward_passes": self.forward_passes, "holes_inpainted": self.holes_inpainted,
+                "volume_level": None if self.volume_level is None else round(self.volume_level, 4)}
 
 
 def _predict(predictor: Predictor, images: np.ndarray, known: np.ndarray, stats: Stats, stage: str) -> np.ndarray:

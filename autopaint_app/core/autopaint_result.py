@@ -54,6 +54,7 @@ class SliceResult:
         chosen: index of the chosen mask (0 = union), or None.
         inpainted: ``(C, h, w)`` final composited slice on ``window`` with the chosen mask.
         residual: ``(h, w)`` float32 raw residual on ``window`` (before the size criterion).
+        population: ``(n,)`` bool, the circles whose median/MAD normalise the scores (None: all).
     """
 
     z: int
@@ -71,6 +72,13 @@ class SliceResult:
     chosen: int | None = None
     inpainted: np.ndarray | None = None
     residual: np.ndarray | None = None
+    population: np.ndarray | None = None
+
+    def population_mask(self) -> np.ndarray:
+        """Boolean ``(n,)``: the circles the robust statistics come from (all, unless coarse-to-fine)."""
+        if self.population is None:
+            return np.ones(len(self.centres), dtype=bool)
+        return np.asarray(self.population, dtype=bool)
 
     @property
     def has_candidates(self) -> bool:

@@ -132,8 +132,11 @@ def to_progress(item) -> Progress | None:
         return item
     if isinstance(item, SliceReady):
         p = item.progress
-        return Progress(p.slices_done, p.slices_total,
-                        f"AutoPaint: slice {p.slices_done}/{p.slices_total}, {p.holes_inpainted} holes inpainted")
+        if p.stage == "searched":
+            text = f"AutoPaint: circles of slice {p.slices_searched}/{p.slices_total}, {p.holes_inpainted} holes inpainted"
+        else:
+            text = f"AutoPaint: deciding slice {p.slices_done}/{p.slices_total}, {p.holes_inpainted} holes inpainted"
+        return Progress(round(1000 * p.fraction), 1000, text)
     return None
 
 

@@ -278,7 +278,8 @@ class PipelineSession(QObject):
                 self.state.layers.set_data("Rejected lesions", None)
             elif not self._redraw_timer.isActive():
                 self._redraw_timer.start()
-            self.slice_processed.emit(item.overlay.z)
+            if item.progress.stage == "slice":  # decided (phase 2), not only searched
+                self.slice_processed.emit(item.overlay.z)
 
     def _redraw_new_slices(self) -> None:
         """Draw the slices that arrived since the last redraw, all at once (one redraw per view and

@@ -54,8 +54,8 @@ def test_segment_writes_every_output_on_the_ct_grid_with_a_summary(lung_phantom,
 def test_inpainted_volumes_are_in_hu_and_suv_and_keep_unchanged_voxels(lung_phantom, tmp_path, monkeypatch):
     case, _ = lung_phantom
     use_fake_predictor(monkeypatch, CountingPredictor(ring_mean_fill))
-    run = _segment(case, tmp_path / "out")
-    assert run.code == 0, run.err
+    run = _segment(case, tmp_path / "out", "--volume-k", "0")  # the paper's per-slice rule: the fake's
+    assert run.code == 0, run.err                               # errors everywhere hide it from the volume rule
     summary = json.loads((tmp_path / "out/summary.json").read_text())
     assert summary["model"] == {"path": None, "name": "CountingPredictor", "provider": None}
     ct = read_volume(case / "ct.nii.gz").array.astype(np.float32)
@@ -190,12 +190,14 @@ def test_the_progress_bar_follows_the_pipelines_progress_items(capsys):
     bar = ProgressBar(True, "segment")
     bar(Progress("prepare", None, 0, 0, 0, 0.0))                         # before the pipeline: no bar yet
     assert bar.bar is None
-    for stage, done in (("circles", 0), ("slice", 1), ("masks", 1), ("slice", 2), ("slice", 4)):
-        bar(Progress(stage, 3, done, 4, 10 * done, 0.1))
-    assert bar.bar.n == 4 and bar.bar.total == 4
+    # phase 1 searches the 4 slices, phase 2 decides them: 8 steps
+    for stage, searched, done in (("circles", 0, 0), ("searched", 1, 0), ("searched", 4, 0), ("masks", 4, 1),
+                                  ("slice", 4, 2), ("slice", 4, 4)):
+        bar(Progress(stage, 3, done, 4, 10 * (searched + done), 0.1, slices_searched=searched))
+    assert bar.bar.n == 8 and bar.bar.total == 8
     bar.close()
     err = capsys.readouterr().err
-    assert "segment" in err and "4/4" in err and "slice" in err and "40 holes" in err
+    assert "segment" in err and "8/8" in err and "slice" in err and "80 holes" in err
     silent = ProgressBar(False)
     silent(Progress("circles", 3, 1, 4, 10, 0.1))
     silent.close()
@@ -207,9 +209,10 @@ def test_tuning_options_reach_the_pipeline_and_the_summary(lung_phantom, tmp_pat
     use_fake_predictor(monkeypatch, CountingPredictor(ring_mean_fill))
     out = tmp_path / "out"
     run = _segment(case, out, "--slices", "5:6", "--radius", "20", "--stride", "12", "--min-radius", "5",
-                   "--top-k", "2", "--outlier-k", "2.5", "--search", "coarse-to-fine", "--context", "0.7")
+                   "--top-k", "2", "--outlier-k", "2.5", "--volume-k", "3", "--search", "coarse-to-fine", "--context", "0.7")
     assert run.code == 0, run.err
     params = json.loads((out / "summary.json").read_text())["params"]
     assert (params["circle_radius_px"], params["circle_stride_px"], params["min_tumour_radius_px"]) == (20, 12, 5.0)
     assert (params["top_k"], params["outlier_k"], params["circle_search"]) == (2, 2.5, "coarse-to-fine")
+    assert params["volume_outlier_k"] == 3
     assert params["crop_context_ratio"] == 0.7

@@ -13,6 +13,7 @@ import warnings
 import numpy as np
 import pytest
 
+from autopaint_app.core import autopaint as autopaint_module
 from autopaint_app.core import metrics
 from autopaint_app.core.autopaint import PipelineParams, autopaint, run_autopaint
 from autopaint_app.core.errors import InputError
@@ -142,9 +143,9 @@ def test_fast_and_reference_modes_take_the_same_decisions():
     prepared, ooi = disc_case(128, 2, discs, noise=0.1, seed=3)
     fast_predictor, reference_predictor = CountingPredictor(ring_mean_fill), CountingPredictor(ring_mean_fill)
     # exhaustive search on 128-px crops: circle by circle the same as reference
-    exhaustive = PipelineParams(mode="fast")
+    exhaustive = PipelineParams(mode="fast", volume_outlier_k=0.0)  # both slices have a tumour: per-slice rule
     fast = autopaint(prepared, ooi, fast_predictor, exhaustive)
-    reference = autopaint(prepared, ooi, reference_predictor, PipelineParams(mode="reference"))
+    reference = autopaint(prepared, ooi, reference_predictor, PipelineParams(mode="reference", volume_outlier_k=0.0))
     for z in (0, 1):
         f, r = fast.slices[z], reference.slices[z]
         np.testing.assert_array_equal(f.centres, r.centres)
@@ -160,7 +161,7 @@ def test_fast_and_reference_modes_take_the_same_decisions():
     assert max(s[0] for s in fast_predictor.shapes) == 8 and (128, 128) in {s[2:] for s in fast_predictor.shapes}
     # 96-px crops (crop_context_ratio 0.7) keep the same circles and mask with this local fake
     default_predictor = CountingPredictor(ring_mean_fill)
-    default = autopaint(prepared, ooi, default_predictor, PipelineParams(crop_context_ratio=0.7))
+    default = autopaint(prepared, ooi, default_predictor, PipelineParams(crop_context_ratio=0.7, volume_outlier_k=0.0))
     for z in (0, 1):
         d, r = default.slices[z], reference.slices[z]
         np.testing.assert_array_equal(d.centres[d.candidates], r.centres[r.candidates])
@@ -222,3 +223,23 @@ def test_bad_ooi_and_slices():
         next(run_autopaint(prepared, ooi, _healer(), slices=[5]))
     only = autopaint(prepared, ooi, _healer(), slices=[1])
     assert list(only.slices) == [1]
+
+
+def test_the_volume_rule_drops_the_per_slice_outliers_of_healthy_slices_and_keeps_the_tumour(monkeypatch):
+    # Each healthy slice has a mild hot spot (physiological uptake, ~4.7 robust SDs) that stands out
+    # from its own slice, so the per-slice rule (k = 2) keeps it; the tumour (~20) also stands out
+    # from all the circles of the volume. 512-px slices: no padding, no edge circles.
+    discs = [(2, 256, 240, 12, 6.0)] + [(z, 200 + 20 * z, 300, 7, 4.0) for z in (0, 1, 3)]
+    prepared, ooi = disc_case(512, 4, discs, noise=0.1, seed=5)
+    monkeypatch.setattr(autopaint_module, "VOLUME_RULE_MIN_SLICES", 4)  # 4 slices keep the test quick
+    paper_only = autopaint(prepared, ooi, CountingPredictor(ring_mean_fill), PipelineParams(volume_outlier_k=0.0))
+    with_volume = autopaint(prepared, ooi, CountingPredictor(ring_mean_fill), PipelineParams(volume_outlier_k=6.0))
+    assert all(paper_only.slices[z].candidates.size > 0 for z in range(4))
+    assert [z for z in range(4) if with_volume.slices[z].candidates.size] == [2]
+    assert with_volume.stats["volume_level"] == pytest.approx(6.0, abs=0.5) and paper_only.stats["volume_level"] is None
+    np.testing.assert_array_equal(with_volume.slices[2].candidates, paper_only.slices[2].candidates)
+    truth = _disc_label(512, 4, discs[:1])
+    assert metrics.dice(with_volume.mask(), truth) > 0.9 > metrics.dice(paper_only.mask(), truth)
+    monkeypatch.setattr(autopaint_module, "VOLUME_RULE_MIN_SLICES", 5)  # too few slices: the rule is off
+    too_few = autopaint(prepared, ooi, CountingPredictor(ring_mean_fill), PipelineParams(volume_outlier_k=6.0))
+    assert too_few.stats["volume_level"] is None and all(too_few.slices[z].candidates.size for z in range(4))

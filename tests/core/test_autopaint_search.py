@@ -25,8 +25,9 @@ from tests.core.autopaint_fakes import CountingPredictor, disc_case, ring_mean_f
 
 # k = 3 as these planted cases were built for: with the default k = 2 the screened population's
 # statistics can still flip a borderline circle (coarse-to-fine is opt-in for that reason).
-EXHAUSTIVE = {"circle_search": "exhaustive", "outlier_k": 3.0}
-COARSE = {"circle_search": "coarse-to-fine", "outlier_k": 3.0}
+# The per-slice rule alone (volume rule off): these cases have a tumour in nearly every slice.
+EXHAUSTIVE = {"circle_search": "exhaustive", "outlier_k": 3.0, "volume_outlier_k": 0.0}
+COARSE = {"circle_search": "coarse-to-fine", "outlier_k": 3.0, "volume_outlier_k": 0.0}
 
 
 def _lungs(shape=(512, 512)):
