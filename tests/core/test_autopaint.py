@@ -154,20 +154,20 @@ def test_fast_and_reference_modes_take_the_same_decisions():
         assert f.chosen == r.chosen is not None
     assert metrics.dice(fast.mask(), reference.mask()) >= 0.95
     assert metrics.dice(fast.mask(), _disc_label(128, 2, discs)) > 0.9
-    # reference: one whole slice per pass; fast: batches of 128-pixel crops
+    # reference: one whole slice per pass; fast: batches of 128-pixel crops (96 + 32, on the grid)
     assert reference_predictor.calls == reference_predictor.items
     assert {s[2:] for s in reference_predictor.shapes} == {(512, 512)}
     assert fast_predictor.calls < fast_predictor.items / 4
     assert max(s[0] for s in fast_predictor.shapes) == 8 and (128, 128) in {s[2:] for s in fast_predictor.shapes}
-    # 96-px crops (crop_context_ratio 0.7) keep the same circles and mask with this local fake
+    # the 4 r rule (crop_context_ratio 1.0: 128 + 32 px aligned crops) keeps the same circles and mask
     default_predictor = CountingPredictor(ring_mean_fill)
-    default = autopaint(prepared, ooi, default_predictor, PipelineParams(crop_context_ratio=0.7, volume_outlier_k=0.0))
+    default = autopaint(prepared, ooi, default_predictor, PipelineParams(crop_context_ratio=1.0, volume_outlier_k=0.0))
     for z in (0, 1):
         d, r = default.slices[z], reference.slices[z]
         np.testing.assert_array_equal(d.centres[d.candidates], r.centres[r.candidates])
         assert d.chosen == r.chosen
     assert metrics.dice(default.mask(), reference.mask()) >= 0.95
-    assert default_predictor.items == fast_predictor.items and (96, 96) in {s[2:] for s in default_predictor.shapes}
+    assert default_predictor.items == fast_predictor.items and (160, 160) in {s[2:] for s in default_predictor.shapes}
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from scipy import ndimage as ndi
 from autopaint_app.core.autopaint_circles import (
     Box,
     circle_centres,
+    aligned_crop,
     crop_around,
     dilated_masks,
     disk_mask,
@@ -113,7 +114,7 @@ def test_crop_is_shifted_inside_the_slice_never_padded():
     assert crop_around(Box(0, 0, 10, 10), (128, 600), (512, 512)) == Box(0, 0, 128, 512)
 
 
-@pytest.mark.parametrize("preset, crop", [(LUNG, 128), (HEAD_NECK, 64)], ids=["lung", "hn"])
+@pytest.mark.parametrize("preset, crop", [(LUNG, 96), (HEAD_NECK, 64)], ids=["lung", "hn"])
 def test_circle_crop_rule_holds_every_circle_window(preset, crop):
     params = PipelineParams.from_preset(preset)
     assert params.circle_crop_size(32) == crop
@@ -147,3 +148,16 @@ def test_params_from_presets_and_validation():
                          (dict(top_k=0), "top_k"), (dict(texture="vgg"), "texture")]:
         with pytest.raises(ValueError, match=message):
             PipelineParams(**bad)
+
+
+def test_aligned_crops_sit_on_the_network_grid_and_keep_the_centred_crops_context():
+    shape = (512, 512)
+    for y in range(27, 485, 13):
+        for x in (27, 100, 255, 484):
+            window = Box.of_circle((y, x), 27, shape)
+            centred = crop_around(window, (96, 96), shape)
+            crop = aligned_crop(window, (96, 96), shape, 32)
+            assert crop.shape == (128, 128) and crop.y0 % 32 == 0 and crop.x0 % 32 == 0
+            assert crop.contains(centred) and crop.contains(window)
+    # a slice side that is not a multiple of the grid: the centred crop
+    assert aligned_crop(Box(10, 10, 20, 20), (64, 64), (500, 512), 32) == crop_around(Box(10, 10, 20, 20), (64, 64), (500, 512))

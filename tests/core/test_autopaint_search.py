@@ -118,5 +118,5 @@ def test_new_options_are_validated():
         with pytest.raises(ValueError, match=message):
             PipelineParams(**bad)
     defaults = PipelineParams()
-    assert (defaults.circle_search, defaults.crop_context_ratio, defaults.screen_margin) == ("exhaustive", 1.0, 1.5)
+    assert (defaults.circle_search, defaults.crop_context_ratio, defaults.screen_margin) == ("exhaustive", 0.7, 1.5)
     assert not defaults.coarse_to_fine and defaults.with_changes(**COARSE).coarse_to_fine
