@@ -132,8 +132,12 @@ def run(prepared, ooi, predictor, params, slices):
 
 def pick_reference_slices(fast, count: int, extra=()) -> list[int]:
     """Half slices with candidates (where decisions matter), half spread evenly over the OOI slices,
-    plus ``extra`` (e.g. the phantom's tumour slices)."""
+    plus ``extra`` (e.g. the phantom's tumour slices); every slice when ``count`` reaches their number
+    (then the volume rule decides in both runs alike: a subset of fewer than
+    ``autopaint.VOLUME_RULE_MIN_SLICES`` slices runs without it, unlike the whole fast run)."""
     processed = sorted(fast.slices)
+    if count >= len(processed):
+        return processed
     with_candidates = [z for z in processed if fast.slices[z].has_candidates]
     chosen = with_candidates[:: max(1, len(with_candidates) // max(1, count // 2))][: count // 2]
     rest = [z for z in processed if z not in chosen]
