@@ -47,7 +47,7 @@ from autopaint_app.core.preprocess import PreparedCase
 from autopaint_app.core.presets import MODALITY_CHANNELS
 
 __all__ = ["PipelineParams", "Progress", "AutopaintResult", "SliceResult", "run_autopaint", "autopaint",
-           "process_slice", "search_slice", "decide_slice", "volume_outliers", "working_ooi"]
+           "search_slice", "decide_slice", "volume_outliers", "working_ooi"]
 
 DEFAULT_SIZE_MULTIPLE = 32
 # Share of a run's time spent searching circles (phase 1), for progress bars: measured 85-95 % on
@@ -169,13 +169,6 @@ def decide_slice(searched: SliceResult, image: np.ndarray, ooi: np.ndarray, pred
                           params.dilation_widths_px)
     window, deltas = yield from inpaint_masks(image, masks, predictor, params, size_multiple, stats)
     return _finish_slice(result, image, ooi, masks, window, deltas, params)
-
-
-def process_slice(image: np.ndarray, ooi: np.ndarray, z: int, predictor: Predictor, params: PipelineParams,
-                  size_multiple: int, stats: Stats) -> Generator[tuple[str, int], None, SliceResult]:
-    """Steps 2-4 of the pipeline on one slice alone (the per-slice rule only, no volume rule)."""
-    searched = yield from search_slice(image, ooi, z, predictor, params, size_multiple, stats)
-    return (yield from decide_slice(searched, image, ooi, predictor, params, size_multiple, stats))
 
 
 def volume_outliers(searched: dict[int, SliceResult], params: PipelineParams
