@@ -125,9 +125,9 @@ def initialise_from(model, path: str | os.PathLike, channels: tuple[str, ...]) -
                                        f"expected {tuple(tensor.shape)}")
         adopted[key] = value
     note = ""
-    if model.config.prefill != "none" and (source_config is None or source_config.prefill == "none"):
-        # The source head predicts whole intensities; with a prefill it predicts a correction to
-        # the prefill's logit, so it starts at zero (the output starts as the prefill itself).
+    if model.config.prefill != "none" and (source_config is None or source_config.prefill != model.config.prefill):
+        # The source head predicts whole intensities, or corrections to another prefill; here it
+        # corrects this prefill's logit, so it starts at zero (the output starts as the prefill).
         adopted = {key: (value.new_zeros(value.shape) if key.startswith("head.") else value)
                    for key, value in adopted.items()}
         note = f"; head zeroed for the {model.config.prefill} prefill"

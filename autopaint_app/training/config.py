@@ -27,7 +27,7 @@ from autopaint_app.core.presets import MODALITY_CHANNELS, PRESETS, SitePreset
 
 ARCHS = ("gconv_lap", "gconv", "pconv")
 SIZES = ("compact", "paper")
-PREFILLS = ("none", "harmonic")  # see networks.HarmonicPrefill
+PREFILLS = ("none", "harmonic", "biharmonic")  # see networks.HarmonicPrefill, BiharmonicPrefill
 DEVICES = ("cpu", "cuda")
 
 
@@ -54,8 +54,9 @@ class RunConfig:
         arch: ``"gconv_lap"`` (GConv + Laplacian term), ``"gconv"`` or ``"pconv"``.
         size: ``"compact"`` (CPU default) or ``"paper"`` (64...512 channels, 8 levels).
         widths: Explicit encoder widths (overrides ``size``; used by tests for tiny nets).
-        prefill: ``"none"`` (the paper's network) or ``"harmonic"``: the output layer corrects a
-            parameter-free harmonic fill of the holes (``networks.HarmonicPrefill``; our PET models).
+        prefill: ``"none"`` (the paper's network), ``"harmonic"`` or ``"biharmonic"``: the output
+            layer corrects a parameter-free harmonic or biharmonic fill of the holes
+            (``networks.HarmonicPrefill``, ``networks.BiharmonicPrefill``; our PET models).
         train_crop: Side of the square training crops on the working grid, pixels.
         batch_size: Crops per step.
         epochs_phase1, epochs_phase2: Epochs with all BN on (lr1), then encoder BN frozen (lr2).

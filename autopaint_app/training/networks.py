@@ -45,6 +45,12 @@ LEAKY_SLOPE = 0.2
 # settle (measured on held-out PET crops: 40 sweeps 35.4 dB, 100 sweeps 36.0 dB), and cheap next
 # to the U-Net (a 3x3 depthwise conv per sweep).
 PREFILL_SWEEPS = 100
+# The biharmonic prefill: harmonic sweeps for a start, then conjugate-gradient steps on the
+# biharmonic energy at full resolution. Measured on 16 validation PET crops (PSNR in the holes):
+# harmonic 37.7 dB, this 39.0 dB, scikit-image's exact inpaint_biharmonic 39.2 dB; 1 000 CG steps
+# reach scikit-image's solution (84.9 dB apart) at 20x the cost.
+BIHARMONIC_SWEEPS = 50
+BIHARMONIC_CG_STEPS = 100
 LOGIT_EPS = 1e-4
 
 
@@ -74,7 +80,7 @@ class NetworkConfig:
         if self.arch not in ARCHITECTURES:
             raise ValueError(f"arch must be one of {ARCHITECTURES}, got {self.arch!r}")
         if self.prefill not in PREFILLS or (self.prefill != "none" and self.arch != "gconv"):
-            raise ValueError(f"prefill must be one of {PREFILLS} (harmonic with gconv only), got {self.prefill!r}")
+            raise ValueError(f"prefill must be one of {PREFILLS} (a prefill with gconv only), got {self.prefill!r}")
         if self.in_channels not in (1, 2):
             raise ValueError(f"in_channels must be 1 or 2, got {self.in_channels}")
         if self.depth < 1 or len(self.widths) != self.depth or len(self.kernels) != self.depth:
@@ -195,7 +201,56 @@ class HarmonicPrefill(nn.Module):
                 free * F.interpolate(estimate, scale_factor=2.0, mode="bilinear", align_corners=False) + fixed)
             for _ in range(self.sweeps):
                 estimate = fixed + gain * F.conv2d(estimate, kernel, padding=1, groups=channels)
+            estimate = self.refine(estimate, free, level)
         return estimate
+
+    def refine(self, estimate: torch.Tensor, free: torch.Tensor, level: int) -> torch.Tensor:
+        """Hook for a better solve after the sweeps of each level (0 = full size; harmonic: none)."""
+        return estimate
+
+
+class BiharmonicPrefill(HarmonicPrefill):
+    """Fill holes with (nearly) scikit-image's biharmonic inpainting, inside the network.
+
+    The harmonic multigrid above gives the start; at full resolution ``cg_steps``
+    conjugate-gradient steps then minimise the energy sum |Laplacian(u)|^2 over the free pixels,
+    whose minimiser solves the biharmonic equation in the holes with the known pixels as
+    boundary values. The Laplacian uses replicated borders, which makes it a symmetric matrix
+    (so the energy's normal operator is simply the Laplacian applied twice) and keeps a hole
+    touching the image edge well posed (with a valid-only Laplacian, edge pixels are nearly
+    unconstrained and CG drifts). Convolutions, pads and sums only: it exports to ONNX.
+    """
+
+    def __init__(self, levels: int, sweeps: int = BIHARMONIC_SWEEPS, cg_steps: int = BIHARMONIC_CG_STEPS) -> None:
+        super().__init__(levels, sweeps)
+        self.cg_steps = cg_steps
+        laplacian = torch.tensor([[0.0, 1.0, 0.0], [1.0, -4.0, 1.0], [0.0, 1.0, 0.0]])
+        self.register_buffer("laplacian", laplacian.view(1, 1, 3, 3), persistent=False)
+
+    def _laplacian(self, u: torch.Tensor) -> torch.Tensor:
+        channels = u.shape[1]
+        kernel = self.laplacian.expand(channels, 1, 3, 3)
+        return F.conv2d(F.pad(u, (1, 1, 1, 1), mode="replicate"), kernel, groups=channels)
+
+    def refine(self, estimate: torch.Tensor, free: torch.Tensor, level: int) -> torch.Tensor:
+        # CG only at full resolution: measured on 16 PET crops, 50 CG steps at every level gave
+        # 38.8 dB, 100 steps at full resolution alone 39.0 dB, with fewer nodes in the ONNX graph.
+        if level != 0:
+            return estimate
+        tiny = 1e-20  # guards 0/0 where a crop has no hole or CG has converged
+        correction = torch.zeros_like(estimate)
+        residual = -free * self._laplacian(self._laplacian(estimate))
+        direction = residual
+        rr = (residual * residual).sum(dim=(2, 3), keepdim=True)
+        for _ in range(self.cg_steps):
+            curvature = free * self._laplacian(self._laplacian(direction * free))
+            alpha = rr / ((direction * curvature).sum(dim=(2, 3), keepdim=True) + tiny)
+            correction = correction + alpha * direction
+            residual = residual - alpha * curvature
+            rr_next = (residual * residual).sum(dim=(2, 3), keepdim=True)
+            direction = residual + (rr_next / (rr + tiny)) * direction
+            rr = rr_next
+        return estimate + free * correction
 
 
 class InpaintingUNet(nn.Module):
@@ -220,7 +275,8 @@ class InpaintingUNet(nn.Module):
             self.head = nn.Conv2d(widths[0] + c + 1, c, DECODER_KERNEL, 1, DECODER_KERNEL // 2)
         else:
             self.head = PartialConv2d(widths[0] + c, c, DECODER_KERNEL, 1, (widths[0], c))
-        self.prefill = HarmonicPrefill(config.depth) if config.prefill == "harmonic" else None
+        prefills = {"harmonic": HarmonicPrefill, "biharmonic": BiharmonicPrefill}
+        self.prefill = prefills[config.prefill](config.depth) if config.prefill in prefills else None
         self._encoder_bn_frozen = False
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

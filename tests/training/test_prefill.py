@@ -1,4 +1,4 @@
-"""The optional harmonic prefill: a parameter-free smooth fill the output layer corrects (PET models)."""
+"""The optional harmonic and biharmonic prefills: parameter-free smooth fills the output layer corrects (PET models)."""
 
 import numpy as np
 import pytest
@@ -7,7 +7,7 @@ import torch
 from autopaint_app.core.inpaint_quality import biharmonic_inpaint
 from autopaint_app.training import checkpoints as ckpt
 from autopaint_app.training.config import RunConfig
-from autopaint_app.training.networks import HarmonicPrefill, NetworkConfig, build_network
+from autopaint_app.training.networks import BiharmonicPrefill, HarmonicPrefill, NetworkConfig, build_network
 from autopaint_app.training.train import network_config_for
 
 TINY = dict(widths=(8, 16, 16), depth=3, kernels=(7, 5, 5))
@@ -43,6 +43,49 @@ def test_prefill_fill_of_a_smooth_curved_field_is_close_but_biharmonic_is_closer
     assert prefill_error < 0.05 * blank_error
     assert prefill_error < 0.015
     assert biharmonic_error < prefill_error
+
+
+def _curved_field(size=64):
+    yy, xx = np.mgrid[:size, :size] / 64.0
+    return (0.3 + 0.2 * np.sin(2.5 * xx) * np.cos(1.5 * yy)).astype(np.float32)[None, None]
+
+
+def test_biharmonic_prefill_matches_scikit_image_on_a_curved_field():
+    # The same field as above: the biharmonic prefill must close most of the harmonic gap.
+    field, mask = _curved_field(), _disc_hole()
+    known = torch.from_numpy(field) * mask
+    filled = BiharmonicPrefill(levels=3)(known, mask).numpy()
+    harmonic = HarmonicPrefill(levels=3)(known, mask).numpy()
+    reference = biharmonic_inpaint(field, mask.numpy())
+    hole = mask.numpy() == 0
+    assert np.array_equal(filled[~hole], field[~hole])
+    assert np.abs(filled - reference)[hole].mean() < 0.2 * np.abs(harmonic - reference)[hole].mean()
+    assert np.abs(filled - field)[hole].mean() < 0.002
+
+
+def test_biharmonic_prefill_stays_bounded_for_holes_on_the_image_edge():
+    # A hole cut into a corner: with a valid-only Laplacian CG drifted here; replicate borders keep it
+    # sane. Measured mean/max error: this 0.022/0.101, harmonic 0.024/0.095, scikit-image 0.007/0.053
+    # (its edge rule differs; holes on a crop's edge are a minority of the training holes).
+    field = _curved_field()
+    mask = torch.ones(1, 1, 64, 64)
+    mask[..., :20, :24] = 0.0
+    filled = BiharmonicPrefill(levels=3)(torch.from_numpy(field) * mask, mask).numpy()
+    hole = mask.numpy() == 0
+    assert np.isfinite(filled).all()
+    assert np.abs(filled - field)[hole].max() < 0.15
+    assert np.abs(filled - field)[hole].mean() < 0.03
+
+
+def test_init_from_a_harmonic_checkpoint_zeroes_the_head_of_a_biharmonic_network(tmp_path):
+    source = build_network(NetworkConfig(in_channels=1, prefill="harmonic", **TINY))
+    ckpt.save_checkpoint({"format": ckpt.CHECKPOINT_FORMAT, "model": source.state_dict(),
+                          "network": ckpt.network_to_dict(source.config), "run_config": {"modality": "pet"}},
+                         tmp_path / "src.pt")
+    target = build_network(NetworkConfig(in_channels=1, prefill="biharmonic", **TINY))
+    note = ckpt.initialise_from(target, tmp_path / "src.pt", ("pet",))
+    assert note.endswith("head zeroed for the biharmonic prefill")
+    assert float(target.state_dict()["head.weight"].abs().sum()) == 0.0
 
 
 def test_network_with_zero_head_outputs_the_prefill():
@@ -89,6 +132,6 @@ def test_prefill_is_recorded_and_validated():
     with pytest.raises(ValueError, match="prefill"):
         NetworkConfig(arch="pconv", prefill="harmonic")
     with pytest.raises(ValueError, match="prefill"):
-        NetworkConfig(prefill="biharmonic")
+        NetworkConfig(prefill="triharmonic")
     run = RunConfig(cases=("a",), out_dir="o", modality="pet", prefill="harmonic")
     assert network_config_for(run).prefill == "harmonic"
