@@ -163,6 +163,15 @@ def agreement(a, b, slices, threshold) -> str:
             f"same kept circles and chosen mask on {same}/{len(slices)} slices ({kept} with candidates)")
 
 
+def label_scores(result, label, slices, threshold) -> str:
+    """Dice / precision / recall of a run's mask (CT grid) against the phantom's label on ``slices``
+    (working slices are CT slices for phantoms: the working grid only resamples in-plane)."""
+    mask = result.mask(threshold)[slices]
+    truth = label.array.astype(bool)[slices]
+    return (f"Dice {metrics.dice(mask, truth):.3f} (precision {metrics.precision(mask, truth):.3f}, "
+            f"recall {metrics.recall(mask, truth):.3f})")
+
+
 def exhaustive_holes(result, ooi_w) -> int:
     """Holes an exhaustive search inpaints on the run's slices: every grid circle + 6 masks per candidate slice."""
     p = result.params
@@ -255,6 +264,8 @@ def main(argv=None) -> None:
     if reference is not None:
         print(f"agreement       : fast vs reference on those {len(subset)} slices: "
               f"{agreement(fast, reference, subset, params.threshold)}")
+        print(f"vs the label    : on those slices, fast {label_scores(fast, phantom.label, subset, params.threshold)}; "
+              f"reference {label_scores(reference, phantom.label, subset, params.threshold)}")
     if args.stress_k is not None and reference is not None:
         stressed = params.with_changes(outlier_k=args.stress_k)
         fast_k, fast_k_s = run(prepared, ooi, predictor, stressed, subset)
