@@ -55,19 +55,41 @@ def conv_flops(model, input_shapes: Mapping[str, Sequence[int]]) -> float:
         values = [attr.t for attr in node.attribute if attr.name == "value"]
         if node.op_type == "Constant" and values:
             weights[node.output[0]] = list(values[0].dims)
+    convolutions = [node for node in model.graph.node if node.op_type in ("Conv", "ConvTranspose")]
+    measured = {node.name: node.output[0] if node.op_type == "Conv" else node.input[0] for node in convolutions}
+    unknown = [name for name in measured.values() if not shapes.get(name) or 0 in shapes[name]]
+    if unknown:
+        shapes.update(_shapes_by_running(model, input_shapes, unknown))
     flops = 0.0
-    for node in model.graph.node:
-        if node.op_type not in ("Conv", "ConvTranspose"):
-            continue
+    for node in convolutions:
         if node.input[1] not in weights:
             raise ValueError(f"{node.op_type} {node.name!r}: weight {node.input[1]!r} is not a constant")
         kernel = weights[node.input[1]]  # Conv: (C_out, C_in/g, kh, kw); ConvTranspose: (C_in, C_out/g, kh, kw)
-        measured = node.output[0] if node.op_type == "Conv" else node.input[0]
-        shape = shapes.get(measured)
+        shape = shapes.get(measured[node.name])
         if not shape or 0 in shape:
-            raise ValueError(f"{node.op_type} {node.name!r}: size of {measured!r} unknown after shape inference")
+            raise ValueError(f"{node.op_type} {node.name!r}: size of {measured[node.name]!r} unknown")
         flops += 2.0 * float(np.prod(shape)) * float(np.prod(kernel[1:]))
     return flops
+
+
+def _shapes_by_running(model, input_shapes: Mapping[str, Sequence[int]], names: Sequence[str]) -> dict:
+    """Shapes of the tensors ``names`` from one onnxruntime run on zeros of ``input_shapes``.
+
+    Shape inference gives up after ops whose output shape is data-dependent (an ``Expand`` to a
+    runtime shape, e.g. ``torch.ones_like`` in the prefills), and every node after it stays unsized.
+    """
+    import onnx
+    import onnxruntime
+
+    probe = onnx.ModelProto.FromString(model.SerializeToString())
+    present = {output.name for output in probe.graph.output}
+    for name in dict.fromkeys(names):
+        if name not in present:
+            probe.graph.output.append(onnx.ValueInfoProto(name=name))
+    session = onnxruntime.InferenceSession(probe.SerializeToString(), providers=["CPUExecutionProvider"])
+    feeds = {i.name: np.zeros(input_shapes[i.name], dtype=np.float32) for i in session.get_inputs()}
+    outputs = session.run(None, feeds)
+    return {info.name: list(value.shape) for info, value in zip(session.get_outputs(), outputs)}
 
 
 def contract_shapes(channels: int, size: int, batch: int = 1) -> dict[str, tuple[int, ...]]:

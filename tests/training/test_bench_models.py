@@ -48,6 +48,20 @@ def test_conv_flops_of_a_saved_contract_model_and_a_missing_shape(tmp_path):
         conv_flops(tmp_path / "fill.onnx", {"image": (1, 2, 64, 64)})
 
 
+def test_conv_flops_sizes_convolutions_after_a_runtime_shaped_expand():
+    # x -> Expand(ones, Shape(x)) -> Conv 3x3: shape inference cannot size the Expand (the prefills'
+    # torch.ones_like exports like this), so the counter falls back to one onnxruntime run.
+    weight = numpy_helper.from_array(np.ones((1, 1, 3, 3), np.float32), "w")
+    one = numpy_helper.from_array(np.ones((1,), np.float32), "one")
+    nodes = [helper.make_node("Shape", ["x"], ["shape"]),
+             helper.make_node("Expand", ["one", "shape"], ["ones"]),
+             helper.make_node("Conv", ["ones", "w"], ["y"], pads=[1, 1, 1, 1])]
+    graph = helper.make_graph(nodes, "expand", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1, "H", "W"])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], [weight, one])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], ir_version=9)
+    assert conv_flops(model, {"x": (2, 1, 24, 40)}) == 2 * (2 * 24 * 40 * 9)
+
+
 def test_matmul_gflops_is_a_plausible_rate():
     assert 0.05 < matmul_gflops(256, repeats=1) < 10_000
 
