@@ -49,7 +49,15 @@ def inpainting_metrics(prediction: np.ndarray, images: np.ndarray, masks: np.nda
 
 
 def biharmonic_inpaint(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
-    """``inpaint_biharmonic`` per crop and per channel; (n, C, H, W) float64, holes filled."""
+    """``inpaint_biharmonic`` per crop and per channel; (n, C, H, W) float64, holes filled.
+
+    Raises:
+        ValueError: ``images`` is not (n, C, H, W) or ``masks`` not (n, 1, H, W) (a single crop
+            passed as (C, H, W) would otherwise index rows as masks and fill nothing).
+    """
+    images, masks = np.asarray(images), np.asarray(masks)
+    if images.ndim != 4 or masks.shape != (images.shape[0], 1) + images.shape[2:]:
+        raise ValueError(f"expected images (n, C, H, W) and masks (n, 1, H, W), got {images.shape} and {masks.shape}")
     out = np.array(images, dtype=np.float64)
     for i in range(images.shape[0]):
         holes = masks[i, 0] < 0.5

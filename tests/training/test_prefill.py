@@ -135,3 +135,12 @@ def test_prefill_is_recorded_and_validated():
         NetworkConfig(prefill="triharmonic")
     run = RunConfig(cases=("a",), out_dir="o", modality="pet", prefill="harmonic")
     assert network_config_for(run).prefill == "harmonic"
+
+
+def test_biharmonic_baseline_refuses_an_unbatched_crop():
+    # One crop as (C, H, W) used to fill nothing silently (its rows were taken as masks).
+    field, mask = _curved_field(), _disc_hole().numpy()
+    with pytest.raises(ValueError, match=r"\(n, C, H, W\)"):
+        biharmonic_inpaint(field[0], mask[0])
+    filled = biharmonic_inpaint(field, mask)
+    assert np.abs(filled - field)[mask == 0].mean() < 0.001
