@@ -77,11 +77,14 @@ def test_biharmonic_prefill_stays_bounded_for_holes_on_the_image_edge():
     assert np.abs(filled - field)[hole].mean() < 0.03
 
 
+def _save_as_checkpoint(net, modality: str, path):
+    ckpt.save_checkpoint({"format": ckpt.CHECKPOINT_FORMAT, "model": net.state_dict(),
+                          "network": ckpt.network_to_dict(net.config), "run_config": {"modality": modality}}, path)
+
+
 def test_init_from_a_harmonic_checkpoint_zeroes_the_head_of_a_biharmonic_network(tmp_path):
     source = build_network(NetworkConfig(in_channels=1, prefill="harmonic", **TINY))
-    ckpt.save_checkpoint({"format": ckpt.CHECKPOINT_FORMAT, "model": source.state_dict(),
-                          "network": ckpt.network_to_dict(source.config), "run_config": {"modality": "pet"}},
-                         tmp_path / "src.pt")
+    _save_as_checkpoint(source, "pet", tmp_path / "src.pt")
     target = build_network(NetworkConfig(in_channels=1, prefill="biharmonic", **TINY))
     note = ckpt.initialise_from(target, tmp_path / "src.pt", ("pet",))
     assert note.endswith("head zeroed for the biharmonic prefill")
@@ -112,9 +115,7 @@ def test_prefill_network_never_sees_the_pixels_under_the_holes():
 def test_init_from_a_plain_checkpoint_zeroes_the_head_and_keeps_the_rest(tmp_path):
     torch.manual_seed(3)
     source = build_network(NetworkConfig(in_channels=2, **TINY))
-    ckpt.save_checkpoint({"format": ckpt.CHECKPOINT_FORMAT, "model": source.state_dict(),
-                          "network": ckpt.network_to_dict(source.config), "run_config": {"modality": "petct"}},
-                         tmp_path / "src.pt")
+    _save_as_checkpoint(source, "petct", tmp_path / "src.pt")
     target = build_network(NetworkConfig(in_channels=1, prefill="harmonic", **TINY))
     note = ckpt.initialise_from(target, tmp_path / "src.pt", ("pet",))
     assert note.endswith("head zeroed for the harmonic prefill")
