@@ -48,7 +48,8 @@ PREFILL_SWEEPS = 100
 # The biharmonic prefill: harmonic sweeps for a start, then conjugate-gradient steps on the
 # biharmonic energy at full resolution. Measured on 16 validation PET crops (PSNR in the holes):
 # harmonic 37.7 dB, this 39.0 dB, scikit-image's exact inpaint_biharmonic 39.2 dB; 1 000 CG steps
-# reach scikit-image's solution (84.9 dB apart) at 20x the cost.
+# reach scikit-image's solution (84.9 dB apart) at 20x the cost. On real PET crops with sharper
+# uptake 100 steps do NOT converge (HN-CHUS-052: 32.9 vs 38.0 dB): a faster solver is still to come.
 BIHARMONIC_SWEEPS = 50
 BIHARMONIC_CG_STEPS = 100
 LOGIT_EPS = 1e-4
