@@ -272,7 +272,10 @@ class BiharmonicPrefill(HarmonicPrefill):
         frees = [free]
         for _ in range(self.mg_levels - 1):
             frees.append((F.avg_pool2d(frees[-1], 2) > 0.99).to(free.dtype))  # all four children free
-        tiny = 1e-20  # guards 0/0 where a crop has no hole or the solve has converged
+        # Guards 0/0 where a channel has no hole or is constant (the start is then exact). A clamp,
+        # not "+ tiny": the ONNX exporter's optimiser drops the addition of 1e-20 as a no-op in
+        # float32, and the exported model returned NaN for a constant channel (a PET crop in air).
+        tiny = 1e-20
         solution = torch.zeros_like(estimate)
         residual = -free * self._laplacian(self._laplacian(estimate))
         preconditioned = self._v_cycle(residual, frees)
@@ -280,11 +283,11 @@ class BiharmonicPrefill(HarmonicPrefill):
         rz = (residual * preconditioned).sum(dim=(2, 3), keepdim=True)
         for _ in range(self.pcg_steps):
             curvature = self._operator(direction, free)
-            alpha = rz / ((direction * curvature).sum(dim=(2, 3), keepdim=True) + tiny)
+            alpha = rz / (direction * curvature).sum(dim=(2, 3), keepdim=True).clamp_min(tiny)
             solution = solution + alpha * direction
             residual = residual - alpha * curvature
             next_preconditioned = self._v_cycle(residual, frees)
-            beta = (residual * (next_preconditioned - preconditioned)).sum(dim=(2, 3), keepdim=True) / (rz + tiny)
+            beta = (residual * (next_preconditioned - preconditioned)).sum(dim=(2, 3), keepdim=True) / rz.clamp_min(tiny)
             direction = next_preconditioned + beta * direction
             preconditioned = next_preconditioned
             rz = (residual * preconditioned).sum(dim=(2, 3), keepdim=True)

@@ -165,3 +165,33 @@ def test_biharmonic_baseline_refuses_an_unbatched_crop():
         biharmonic_inpaint(field[0], mask[0])
     filled = biharmonic_inpaint(field, mask)
     assert np.abs(filled - field)[mask == 0].mean() < 0.001
+
+
+class _PrefillOnly(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.prefill = BiharmonicPrefill(levels=3, pcg_steps=2)
+
+    def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return self.prefill(image * mask, mask)
+
+
+def test_exported_biharmonic_prefill_stays_finite_on_a_constant_channel(tmp_path):
+    # A constant channel (PET in air) makes the start exact: every CG quotient is 0/0. The exporter's
+    # optimiser dropped a "+ 1e-20" guard as a no-op and the ONNX model returned NaN there (found
+    # on a validation crop whose PET window was all zero); the guard is now a clamp.
+    onnxruntime = pytest.importorskip("onnxruntime")
+    rng = np.random.default_rng(0)
+    image = np.zeros((1, 2, 64, 64), np.float32)
+    image[0, 0] = rng.random((64, 64), dtype=np.float32)  # channel 1 stays all zero
+    mask = (rng.random((1, 1, 64, 64)) > 0.3).astype(np.float32)
+    path = tmp_path / "prefill.onnx"
+    torch.onnx.export(_PrefillOnly(), (torch.from_numpy(image), torch.from_numpy(mask)), str(path),
+                      input_names=["image", "mask"], output_names=["filled"], opset_version=18, dynamo=True)
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (filled,) = session.run(["filled"], {"image": image, "mask": mask})
+    with torch.no_grad():
+        expected = _PrefillOnly()(torch.from_numpy(image), torch.from_numpy(mask)).numpy()
+    assert np.isfinite(filled).all()
+    assert np.abs(filled[0, 1]).max() == 0.0
+    assert np.abs(filled - expected).max() < 1e-4
