@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+import onnx.numpy_helper
 import onnxruntime
 import pytest
 
@@ -19,11 +20,14 @@ from autopaint_app.core.inpaint_quality import composite
 from autopaint_app.core.presets import MODALITY_CHANNELS, get_preset
 
 SHIPPED_DIR = Path(__file__).resolve().parents[2] / "models"
-# <site>_<modality>. The PET-only models (lung_pet, hn_pet) do not beat biharmonic yet and are not
-# shipped (see README "Models"); add them here when they do.
-SHIPPED = ("lung_ct", "lung_petct", "hn_petct")
+# <site>_<modality>: every model the README lists as shipped.
+SHIPPED = ("lung_ct", "lung_pet", "lung_petct", "hn_pet", "hn_petct")
 ARCH = "gconv_lap"
 MAX_BYTES = 10 * 1024 * 1024
+# The fixed 3x3 stencils of the parameter-free prefills (networks.HarmonicPrefill's neighbour mean,
+# BiharmonicPrefill's Laplacian), one per channel in depthwise convs: constants, not parameters.
+PREFILL_STENCILS = (np.array([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]], np.float32),
+                    np.array([[0, 1, 0], [1, -4, 1], [0, 1, 0]], np.float32))
 PARITY_LIMIT = 1e-4  # ONNX Runtime vs PyTorch at export (measured ~2e-7)
 
 
@@ -78,6 +82,12 @@ def check_contract(folder: Path, name: str, seed: int = 0) -> None:
         known = np.broadcast_to(mask > 0.5, image.shape)
         assert np.array_equal(filled[known], image[known])
         assert np.abs(filled - image)[~known].max() > 0, "the model leaves every hole pixel as it was"
+    # Constant images (air, an empty PET window): the in-network prefill's solver divides 0 by 0 there
+    # unless guarded; the models once returned NaN for them.
+    flat = np.stack([np.zeros((channels, 2 * step, 2 * step), np.float32),
+                     np.full((channels, 2 * step, 2 * step), 0.3, np.float32)])
+    (out,) = session.run(["inpainted"], {"image": flat, "mask": batch_masks(2, flat.shape[2:], rng)})
+    assert np.isfinite(out).all(), "NaN or inf for a constant image"
     odd = rng.random((2, channels, step + 5, 2 * step - 3), dtype=np.float32)
     predicted = model(odd, batch_masks(2, odd.shape[2:], rng))  # padded to multiples of step inside
     assert predicted.shape == odd.shape and 0.0 <= predicted.min() <= predicted.max() <= 1.0
@@ -89,17 +99,24 @@ def trained_parameter_count(path: Path, use_bn: bool) -> int:
     Every Conv weight counts. A feature conv (the one feeding ReLU/LeakyReLU in a gated conv) of a
     network with BN had no bias but a BatchNorm of 2 C trainable parameters, which the export folds
     into the conv (its bias then holds the folded shift, or is dropped when that is all zeros); every
-    other bias (gates, output head, feature convs without BN) counts as it is.
+    other bias (gates, output head, feature convs without BN) counts as it is. The prefill's
+    depthwise stencil convs (:data:`PREFILL_STENCILS`) are constants and do not count.
     """
     graph = onnx.load(str(path)).graph
     shapes = {t.name: list(t.dims) for t in graph.initializer}
+    values = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
+
+    def is_prefill_stencil(name: str) -> bool:
+        weight = values.get(name)
+        return (weight is not None and weight.ndim == 4 and weight.shape[1:] == (1, 3, 3)
+                and any(all(np.array_equal(w[0], stencil) for w in weight) for stencil in PREFILL_STENCILS))
     consumers: dict[str, set[str]] = {}
     for node in graph.node:
         for name in node.input:
             consumers.setdefault(name, set()).add(node.op_type)
     total = 0
     for node in graph.node:
-        if node.op_type != "Conv":
+        if node.op_type != "Conv" or is_prefill_stencil(node.input[1]):
             continue
         weight = shapes[node.input[1]]
         total += int(np.prod(weight))
