@@ -143,13 +143,14 @@ class ProgressBar:
 
         if progress.slices_total == 0:
             return
-        if self.bar is None:  # one step per slice searched (phase 1) and per slice decided (phase 2)
-            self.bar = tqdm(total=2 * progress.slices_total, unit="step", file=sys.stderr, desc=self.description,
-                            disable=None if self.enabled is None else not self.enabled, leave=False)
+        if self.bar is None:  # per mille of the run (Progress.fraction weighs the search and decision phases)
+            self.bar = tqdm(total=1000, unit="‰", file=sys.stderr, desc=self.description,
+                            disable=None if self.enabled is None else not self.enabled, leave=False,
+                            bar_format="{l_bar}{bar}| {elapsed}<{remaining}{postfix}")
         self.bar.set_postfix_str(f"{progress.stage}, {progress.holes_inpainted} holes", refresh=False)
         # redraws at most every 0.1 s (tqdm's mininterval)
-        self.bar.update(progress.slices_searched + progress.slices_done - self.bar.n)
-        if progress.stage in ("searched", "slice", "done"):
+        self.bar.update(round(1000 * progress.fraction) - self.bar.n)
+        if progress.stage in ("screened", "searched", "slice", "done"):
             self.bar.refresh()                                # a finished slice always shows
 
     def close(self) -> None:

@@ -186,15 +186,16 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=7, help="phantom seed")
     parser.add_argument("--slices", type=int, default=None, help="phantom slices (default: whole chest, 100)")
     parser.add_argument("--reference-slices", type=int, default=3, help="slices run in reference mode")
-    parser.add_argument("--crop", type=int, default=None, help="fast-mode circle crop side (default: the rule, 128 for lung)")
-    parser.add_argument("--context", type=float, default=1.0, help="crop_context_ratio (0.7: 96-px lung crops)")
-    parser.add_argument("--search", choices=["coarse-to-fine", "exhaustive"], default="exhaustive",
+    parser.add_argument("--crop", type=int, default=None, help="fast-mode circle crop side before alignment (default: the rule, 96 for lung, fed as 128)")
+    parser.add_argument("--context", type=float, default=0.7,
+                        help="crop_context_ratio (default 0.7, the pipeline's: 96-px lung crops, 128 px aligned)")
+    parser.add_argument("--search", choices=["coarse-to-fine", "exhaustive"], default="coarse-to-fine",
                         help="fast-mode circle search")
     parser.add_argument("--stress-k", type=float, default=None,
                         help="also compare fast vs reference on the subset with this lower outlier_k, so that "
                              "most slices have candidates (exercises candidates, dilations and masks)")
     parser.add_argument("--compare-exhaustive", action="store_true",
-                        help="also run fast mode with exhaustive search and 128-px crops on every slice")
+                        help="also run fast mode with the exhaustive search (same crops) on every slice")
     parser.add_argument("--only", default=None, metavar="A:B",
                         help="run fast mode on these working slices only (default: every OOI slice)")
     parser.add_argument("--reference-passes", type=int, default=3,
@@ -221,7 +222,9 @@ def main(argv=None) -> None:
     params = PipelineParams.from_preset(LUNG, mode="fast", crop_size_px=args.crop, circle_search=args.search,
                                         crop_context_ratio=args.context,
                                         batch_size=args.batch_size)
-    crop = params.circle_crop_size(getattr(predictor, "size_multiple", 32))
+    size_multiple = getattr(predictor, "size_multiple", 32)
+    # what the network is fed: the rule's crop grown by one size multiple (autopaint_circles.aligned_crop)
+    crop = params.circle_crop_size(size_multiple) + size_multiple
     only = None if args.only is None else range(*(int(v) for v in args.only.split(":")))
     fast, fast_s = run(prepared, ooi, predictor, params, only)
     tumour_slices = [int(z) for z in np.flatnonzero(phantom.label.array.any(axis=(1, 2)))]
@@ -251,7 +254,7 @@ def main(argv=None) -> None:
           f"{len(fast.slices)} OOI slices, {grid_circles} grid circles ({grid_circles / len(fast.slices):.1f} per slice), "
           f"tumour on slices {tumour_slices}")
     print(f"fast mode       : {fast_s:8.1f} s on all {len(fast.slices)} OOI slices ({fast_s / len(fast.slices):.2f} s "
-          f"per slice; {args.search} search, {crop}-px circle crops, batch {params.batch_size}); {circles} circles "
+          f"per slice; {args.search} search, {crop}-px aligned circle crops, batch {params.batch_size}); {circles} circles "
           f"inpainted ({circles / len(fast.slices):.1f} per slice, {circles / grid_circles:.0%} of the grid), "
           f"{crops} holes in {fast.stats['forward_passes']} forward passes, {crops / fast_s:.1f} holes/s overall, "
           f"{crops / inference_s:.1f} holes/s in inference")
@@ -300,18 +303,20 @@ def whole_slice_pass_seconds(predictor, prepared, ooi_w, z: int, passes: int) ->
 
 
 def compare_exhaustive(prepared, ooi, predictor, params, fast, fast_s, only, stress_k) -> None:
-    """Fast mode as before the coarse-to-fine search (every circle, 128-px crops) vs the default, same slices.
+    """Fast mode with the exhaustive search (every circle, same crops) vs the chosen search, same slices.
 
     With ``stress_k`` both run with that outlier threshold (so that decisions are not all empty).
     """
-    old = params.with_changes(circle_search="exhaustive", crop_context_ratio=1.0)
+    old = params.with_changes(circle_search="exhaustive")
     new, new_s = fast, fast_s
     if stress_k is not None:
         old, params = old.with_changes(outlier_k=stress_k), params.with_changes(outlier_k=stress_k)
         new, new_s = run(prepared, ooi, predictor, params, only)
     exhaustive, exhaustive_s = run(prepared, ooi, predictor, old, only)
-    print(f"exhaustive 128  : fast mode with every circle on 128-px crops, outlier_k {old.outlier_k}, same slices: "
-          f"{exhaustive_s:.1f} s vs default {new_s:.1f} s ({exhaustive_s / new_s:.1f} x); default vs it: "
+    circles = sum(len(s.centres) for s in exhaustive.slices.values())
+    print(f"exhaustive      : fast mode with every circle ({circles}), same crops, outlier_k {old.outlier_k}, same "
+          f"slices: {exhaustive_s:.1f} s vs {params.circle_search} {new_s:.1f} s ({exhaustive_s / new_s:.1f} x); "
+          f"{params.circle_search} vs it: "
           f"{agreement(new, exhaustive, sorted(new.slices), params.threshold)}")
 
 

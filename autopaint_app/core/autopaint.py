@@ -41,18 +41,22 @@ from autopaint_app.core.autopaint_params import PipelineParams
 from autopaint_app.core.autopaint_result import AutopaintResult, SliceResult
 from autopaint_app.core.autopaint_scores import (choose_mask, combined_scores, difference_maps, outlier_level,
                                                  select_outliers)
-from autopaint_app.core.autopaint_search import search_circles
+from autopaint_app.core.autopaint_search import (CircleSearch, Gate, Screening, refine_circles, screen_circles,
+                                                 search_circles)
 from autopaint_app.core.errors import InputError
 from autopaint_app.core.preprocess import PreparedCase
 from autopaint_app.core.presets import MODALITY_CHANNELS
 
 __all__ = ["PipelineParams", "Progress", "AutopaintResult", "SliceResult", "run_autopaint", "autopaint",
-           "search_slice", "decide_slice", "volume_outliers", "working_ooi"]
+           "search_slice", "decide_slice", "volume_gate", "volume_outliers", "working_ooi"]
 
 DEFAULT_SIZE_MULTIPLE = 32
 # Share of a run's time spent searching circles (phase 1), for progress bars: measured 85-95 % on
 # the lung phantoms (a slice's circles vs its six mask inpaintings).
 SEARCH_SHARE = 0.9
+# Share of a two-pass coarse-to-fine search spent screening (phase 1a), for progress bars: healthy
+# slices cost the screening alone, so most of it.
+SCREEN_SHARE = 0.8
 # Fewest searched slices for the volume rule (:func:`volume_outliers`): with the 3-slice runs of a
 # known lesion the volume's own statistics are the tumour's.
 VOLUME_RULE_MIN_SLICES = 10
@@ -74,6 +78,9 @@ class Progress:
         slice_result: the slice's :class:`SliceResult` on ``"searched"`` (circles and scores only)
             and ``"slice"`` items (everything), so a viewer can draw intermediates as they come.
         slices_searched: slices whose circles are inpainted and scored (phase 1).
+        slices_screened: slices whose screening circles are inpainted (phase 1a of a two-pass
+            coarse-to-fine search, stage ``"screened"``, whose ``slice_result`` holds those circles;
+            0 throughout a one-pass search).
     """
 
     stage: str
@@ -85,13 +92,18 @@ class Progress:
     result: AutopaintResult | None = None
     slice_result: SliceResult | None = None
     slices_searched: int = 0
+    slices_screened: int = 0
 
     @property
     def fraction(self) -> float:
-        """Finished share of the run, in [0, 1]: the circle search (phase 1) is ~90 % of the work."""
+        """Finished share of the run, in [0, 1]: the circle search (phase 1) is ~90 % of the work,
+        and in a two-pass search the screening is ``SCREEN_SHARE`` of the search."""
         if self.slices_total == 0:
             return 1.0
-        return (SEARCH_SHARE * self.slices_searched + (1 - SEARCH_SHARE) * self.slices_done) / self.slices_total
+        search = self.slices_searched
+        if self.slices_screened:
+            search = SCREEN_SHARE * self.slices_screened + (1 - SCREEN_SHARE) * self.slices_searched
+        return (SEARCH_SHARE * search + (1 - SEARCH_SHARE) * self.slices_done) / self.slices_total
 
 
 def working_ooi(prepared: PreparedCase, ooi: np.ndarray) -> np.ndarray:
@@ -130,17 +142,56 @@ def search_slice(image: np.ndarray, ooi: np.ndarray, z: int, predictor: Predicto
     Returns:
         A :class:`SliceResult` with the inpainted circles and their scores, no candidates yet.
     """
-    shape = image.shape[1:]
     centres = circle_centres(ooi, params.circle_radius_px, params.circle_stride_px)
-    empty = np.zeros(len(centres))
     if len(centres) == 0:
-        return SliceResult(z, shape, centres, empty, empty, empty, np.zeros(0, dtype=int))
+        return _searched_result(z, image.shape[1:], centres, None, params)
     search = yield from search_circles(image, ooi, centres, predictor, params, size_multiple, stats)
+    return _searched_result(z, image.shape[1:], centres, search, params)
+
+
+def _searched_result(z: int, shape: tuple[int, int], centres: np.ndarray, search: CircleSearch | None,
+                     params: PipelineParams) -> SliceResult:
+    """The :class:`SliceResult` of a slice's inpainted circles (``search``; None: no circle), no candidates yet."""
+    if search is None or len(search.indices) == 0:
+        empty = np.zeros(0)
+        return SliceResult(z, shape, np.zeros((0, 2), dtype=int), empty, empty, empty, np.zeros(0, dtype=int))
     intensity, texture, population = search.intensity, search.texture, search.population
     scores = combined_scores(intensity, texture if params.texture != "none" else None, population)
     healthy = float(np.median((intensity + texture)[population]))
     return SliceResult(z, shape, centres[search.indices], intensity, texture, scores, np.zeros(0, dtype=int),
                        healthy, population=population)
+
+
+def volume_gate(screenings: dict[int, Screening], params: PipelineParams) -> Gate | None:
+    """The volume rule's verdict in advance, for the coarse-to-fine refinement (None: rule off).
+
+    Why: a candidate must stand out from the whole run's circles (:func:`volume_outliers`), and
+    in a coarse-to-fine search that rule's median and MAD come from the screening circles only,
+    all of which are known once every slice is screened. So the rule's level is known before any
+    refinement, and refining around a circle that cannot pass it (lowered by ``screen_margin``, as
+    the slice rule is) only finds circles the decision will drop. Healthy slices then cost the
+    screening alone instead of a flood around their own "most different" circles (measured on the
+    lung phantom benchmark: see README, Performance).
+
+    Returns:
+        ``gate(intensity, texture) -> bool array``: True where a circle's volume score exceeds
+        ``median + (volume_outlier_k - screen_margin) x spread``; None when the volume rule is off
+        (``volume_outlier_k == 0`` or fewer than ``VOLUME_RULE_MIN_SLICES`` slices with circles).
+    """
+    found = [s.found() for s in screenings.values() if s.done.any()]
+    if params.volume_outlier_k == 0 or len(found) < VOLUME_RULE_MIN_SLICES:
+        return None
+    intensity = np.concatenate([f.intensity[f.population] for f in found])
+    texture = np.concatenate([f.texture[f.population] for f in found]) if params.texture != "none" else None
+    population = np.arange(len(intensity))
+    level = outlier_level(combined_scores(intensity, texture), params.volume_outlier_k - params.screen_margin)
+
+    def gate(circle_intensity: np.ndarray, circle_texture: np.ndarray) -> np.ndarray:
+        scores = combined_scores(np.concatenate([intensity, circle_intensity]),
+                                 None if texture is None else np.concatenate([texture, circle_texture]), population)
+        return scores[len(intensity):] > level
+
+    return gate
 
 
 def decide_slice(searched: SliceResult, image: np.ndarray, ooi: np.ndarray, predictor: Predictor,
@@ -150,17 +201,19 @@ def decide_slice(searched: SliceResult, image: np.ndarray, ooi: np.ndarray, pred
 
     Candidates: the slice's outliers (:func:`select_outliers`) whose score also stands out from
     the whole run's circles (``volume_scores > volume_level``, see :func:`volume_outliers`), when
-    a volume level is given. Then the union and its dilations are inpainted and the rule picks one.
+    a volume level is given, at most ``top_k`` of them. Then the union and its dilations are
+    inpainted and the rule picks one.
 
     Yields:
         ``(stage, holes_inpainted_in_this_stage)`` after each predictor call.
     """
     if len(searched.centres) == 0:
         return searched
+    # The volume rule says which circles may be candidates before the top-k cap is applied, so
+    # that a circle the volume rule rejects never takes the place of one it accepts.
+    eligible = volume_scores > volume_level if volume_level is not None and volume_scores is not None else None
     candidates = select_outliers(searched.scores, searched.intensity, params.outlier_k, params.top_k,
-                                 params.min_intensity_difference, searched.population)
-    if volume_level is not None and volume_scores is not None:
-        candidates = candidates[volume_scores[candidates] > volume_level]
+                                 params.min_intensity_difference, searched.population, eligible)
     result = replace(searched, candidates=candidates)
     if candidates.size == 0:
         return result
@@ -265,23 +318,50 @@ def run_autopaint(prepared: PreparedCase, ooi: np.ndarray, predictor: Predictor,
         raise ValueError(f"slice indices must be in [0, {depth}), got {wanted}")
     todo = [z for z in sorted(set(wanted)) if ooi_w[z].any()]
     stats, started, searched, done, results = Stats(), time.perf_counter(), {}, 0, {}
+    screened, shape = 0, prepared.channels.shape[2:]
 
     def progress(stage, z, result=None, slice_result=None) -> Progress:
         return Progress(stage, z, done, len(todo), stats.holes_inpainted, time.perf_counter() - started, result,
-                        slice_result, len(searched))
+                        slice_result, len(searched), screened)
 
     def stopped() -> bool:
         return should_stop is not None and should_stop()
 
     # Phase 1: every slice's circles (most of the work); phase 2 needs all their scores.
-    for z in todo:
-        work = _relay(search_slice(prepared.channels[z], ooi_w[z], z, predictor, params, size_multiple, stats))
-        for stage, _ in work:
-            if stopped():
-                return None
-            yield progress(stage, z)
-        searched[z] = work.value
-        yield progress("searched", z, slice_result=searched[z])  # circles and scores, no decision yet
+    if params.coarse_to_fine and params.volume_outlier_k > 0:
+        # 1a: screen every slice; 1b: refine each slice where the slice and volume rules both allow.
+        screenings, centres = {}, {}
+        for z in todo:
+            centres[z] = circle_centres(ooi_w[z], params.circle_radius_px, params.circle_stride_px)
+            work = _relay(screen_circles(prepared.channels[z], ooi_w[z], centres[z], predictor, params,
+                                         size_multiple, stats))
+            for stage, _ in work:
+                if stopped():
+                    return None
+                yield progress(stage, z)
+            screenings[z] = work.value
+            screened += 1
+            yield progress("screened", z, slice_result=_searched_result(z, shape, centres[z], work.value.found(),
+                                                                        params))
+        gate = volume_gate(screenings, params)
+        for z in todo:
+            work = _relay(refine_circles(screenings[z], prepared.channels[z], ooi_w[z], centres[z], predictor,
+                                         params, size_multiple, stats, gate))
+            for stage, _ in work:
+                if stopped():
+                    return None
+                yield progress(stage, z)
+            searched[z] = _searched_result(z, shape, centres[z], work.value, params)
+            yield progress("searched", z, slice_result=searched[z])
+    else:
+        for z in todo:
+            work = _relay(search_slice(prepared.channels[z], ooi_w[z], z, predictor, params, size_multiple, stats))
+            for stage, _ in work:
+                if stopped():
+                    return None
+                yield progress(stage, z)
+            searched[z] = work.value
+            yield progress("searched", z, slice_result=searched[z])  # circles and scores, no decision yet
     volume_scores, level = volume_outliers(searched, params)
     stats.volume_level = level
     # Phase 2: candidates, union and dilations, residual; each finished slice is reported.

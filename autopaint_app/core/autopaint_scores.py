@@ -171,7 +171,8 @@ def outlier_level(scores: np.ndarray, k: float, population: np.ndarray | None = 
 
 
 def select_outliers(scores: np.ndarray, intensity: np.ndarray, k: float = 3.0, top_k: int = 3,
-                    min_intensity: float = 0.01, population: np.ndarray | None = None) -> np.ndarray:
+                    min_intensity: float = 0.01, population: np.ndarray | None = None,
+                    eligible: np.ndarray | None = None) -> np.ndarray:
     """The circles that stand out from the rest of their slice, best first, at most ``top_k``.
 
     Rule: ``score > median(scores) + k * max(1.4826 * MAD(scores), 1)`` (k = 3: a healthy circle
@@ -188,6 +189,8 @@ def select_outliers(scores: np.ndarray, intensity: np.ndarray, k: float = 3.0, t
         top_k: cap on the number of candidates.
         min_intensity: absolute floor on the intensity difference.
         population: circles (boolean mask or indices) the median and MAD come from; default all.
+        eligible: ``(n,)`` bool, the circles that may be candidates at all (the volume rule's
+            verdict); the ``top_k`` cap applies among them. Default: all.
 
     Returns:
         int array of circle indices, highest score first (ties: lower index first).
@@ -199,7 +202,10 @@ def select_outliers(scores: np.ndarray, intensity: np.ndarray, k: float = 3.0, t
     if scores.size == 0:
         return np.zeros(0, dtype=int)
     level = outlier_level(scores, k, population)
-    outliers = np.flatnonzero((scores > level) & (intensity >= min_intensity))
+    passing = (scores > level) & (intensity >= min_intensity)
+    if eligible is not None:
+        passing &= np.asarray(eligible, dtype=bool)
+    outliers = np.flatnonzero(passing)
     order = np.lexsort((outliers, -scores[outliers]))  # by score descending, then index
     return outliers[order][:top_k]
 

@@ -132,7 +132,9 @@ def to_progress(item) -> Progress | None:
         return item
     if isinstance(item, SliceReady):
         p = item.progress
-        if p.stage == "searched":
+        if p.stage == "screened":
+            text = f"AutoPaint: screening slice {p.slices_screened}/{p.slices_total}, {p.holes_inpainted} holes inpainted"
+        elif p.stage == "searched":
             text = f"AutoPaint: circles of slice {p.slices_searched}/{p.slices_total}, {p.holes_inpainted} holes inpainted"
         else:
             text = f"AutoPaint: deciding slice {p.slices_done}/{p.slices_total}, {p.holes_inpainted} holes inpainted"

@@ -190,14 +190,25 @@ def test_the_progress_bar_follows_the_pipelines_progress_items(capsys):
     bar = ProgressBar(True, "segment")
     bar(Progress("prepare", None, 0, 0, 0, 0.0))                         # before the pipeline: no bar yet
     assert bar.bar is None
-    # phase 1 searches the 4 slices, phase 2 decides them: 8 steps
+    # phase 1 searches the 4 slices (90 % of the bar), phase 2 decides them
+    seen = []
     for stage, searched, done in (("circles", 0, 0), ("searched", 1, 0), ("searched", 4, 0), ("masks", 4, 1),
                                   ("slice", 4, 2), ("slice", 4, 4)):
         bar(Progress(stage, 3, done, 4, 10 * (searched + done), 0.1, slices_searched=searched))
-    assert bar.bar.n == 8 and bar.bar.total == 8
+        seen.append(bar.bar.n)
+    assert seen == [0, 225, 900, 925, 950, 1000] and bar.bar.total == 1000
     bar.close()
     err = capsys.readouterr().err
-    assert "segment" in err and "8/8" in err and "slice" in err and "80 holes" in err
+    assert "segment" in err and "100%" in err and "slice" in err and "80 holes" in err
+    # a two-pass coarse-to-fine search: screening is 80 % of the search
+    two_pass = ProgressBar(True)
+    seen = []
+    for stage, screened, searched in (("screened", 2, 0), ("screened", 4, 0), ("searched", 4, 2), ("searched", 4, 4)):
+        two_pass(Progress(stage, 3, 0, 4, 10, 0.1, slices_searched=searched, slices_screened=screened))
+        seen.append(two_pass.bar.n)
+    assert seen == [360, 720, 810, 900]
+    two_pass.close()
+    capsys.readouterr()
     silent = ProgressBar(False)
     silent(Progress("circles", 3, 1, 4, 10, 0.1))
     silent.close()

@@ -129,13 +129,23 @@ def test_stopping_iteration_cancels_cleanly_and_writes_nothing(tmp_path, monkeyp
 
 def test_a_cancel_token_ends_the_run_without_a_result():
     prepared, ooi = disc_case(128, 3, [(1, 64, 60, 10, 8.0)])
-    polls = iter(range(100))
-    run = run_autopaint(prepared, ooi, _healer(), should_stop=lambda: next(polls) >= 5)
+    predictor = _healer()
+    polls, calls_at_stop = iter(range(100)), []
+
+    def should_stop():
+        if next(polls) < 5:
+            return False
+        calls_at_stop.append(predictor.calls)
+        return True
+
+    run = run_autopaint(prepared, ooi, predictor, should_stop=should_stop)
     items = []
     with pytest.raises(StopIteration) as stop:
         while True:
             items.append(next(run))
-    assert stop.value.value is None and len(items) == 5 and all(p.result is None for p in items)
+    assert stop.value.value is None and all(p.result is None for p in items)
+    assert calls_at_stop == [predictor.calls]          # asked once, and no inpainting after the stop
+    assert 5 <= len(items) < 10 and items[-1].slices_done < 3
 
 
 def test_fast_and_reference_modes_take_the_same_decisions():
@@ -143,7 +153,8 @@ def test_fast_and_reference_modes_take_the_same_decisions():
     prepared, ooi = disc_case(128, 2, discs, noise=0.1, seed=3)
     fast_predictor, reference_predictor = CountingPredictor(ring_mean_fill), CountingPredictor(ring_mean_fill)
     # exhaustive search on 128-px crops: circle by circle the same as reference
-    exhaustive = PipelineParams(mode="fast", volume_outlier_k=0.0)  # both slices have a tumour: per-slice rule
+    exhaustive = PipelineParams(mode="fast", circle_search="exhaustive", volume_outlier_k=0.0)  # per-slice rule:
+    # both slices have a tumour
     fast = autopaint(prepared, ooi, fast_predictor, exhaustive)
     reference = autopaint(prepared, ooi, reference_predictor, PipelineParams(mode="reference", volume_outlier_k=0.0))
     for z in (0, 1):
@@ -161,7 +172,8 @@ def test_fast_and_reference_modes_take_the_same_decisions():
     assert max(s[0] for s in fast_predictor.shapes) == 8 and (128, 128) in {s[2:] for s in fast_predictor.shapes}
     # the 4 r rule (crop_context_ratio 1.0: 128 + 32 px aligned crops) keeps the same circles and mask
     default_predictor = CountingPredictor(ring_mean_fill)
-    default = autopaint(prepared, ooi, default_predictor, PipelineParams(crop_context_ratio=1.0, volume_outlier_k=0.0))
+    default = autopaint(prepared, ooi, default_predictor,
+                        PipelineParams(crop_context_ratio=1.0, circle_search="exhaustive", volume_outlier_k=0.0))
     for z in (0, 1):
         d, r = default.slices[z], reference.slices[z]
         np.testing.assert_array_equal(d.centres[d.candidates], r.centres[r.candidates])

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from autopaint_app.core import metrics
-from autopaint_app.core.autopaint import PipelineParams, autopaint, working_ooi
+from autopaint_app.core.autopaint import PipelineParams, autopaint, run_autopaint, working_ooi
 from autopaint_app.core.autopaint_circles import circle_centres
 from autopaint_app.core.autopaint_scores import (
     combined_scores,
@@ -118,5 +118,101 @@ def test_new_options_are_validated():
         with pytest.raises(ValueError, match=message):
             PipelineParams(**bad)
     defaults = PipelineParams()
-    assert (defaults.circle_search, defaults.crop_context_ratio, defaults.screen_margin) == ("exhaustive", 0.7, 1.5)
-    assert not defaults.coarse_to_fine and defaults.with_changes(**COARSE).coarse_to_fine
+    assert (defaults.circle_search, defaults.crop_context_ratio, defaults.screen_margin) == ("coarse-to-fine", 0.7, 1.5)
+    assert defaults.coarse_to_fine and not defaults.with_changes(**EXHAUSTIVE).coarse_to_fine
+    assert not defaults.with_changes(mode="reference").coarse_to_fine
+
+
+def _volume_case():
+    """Twelve slices (enough for the volume rule), a hot disc on two of them."""
+    discs = [(3, 58, 40, 9, 7.0), (8, 70, 78, 16, 9.0)]
+    return disc_case(128, 12, discs, noise=0.1, seed=5)
+
+
+def test_two_pass_search_screens_every_slice_first_then_refines_only_what_the_volume_rule_allows():
+    prepared, ooi = _volume_case()
+    ooi_w = working_ooi(prepared, ooi)
+    volume_on = {"outlier_k": 3.0, "volume_outlier_k": 4.0}
+    exhaustive = autopaint(prepared, ooi, CountingPredictor(ring_mean_fill),
+                           PipelineParams(circle_search="exhaustive", **volume_on))
+    stages = []
+    counting = CountingPredictor(ring_mean_fill)
+    for progress in run_autopaint(prepared, ooi, counting, PipelineParams(circle_search="coarse-to-fine", **volume_on)):
+        stages.append((progress.stage, progress.slices_screened, progress.slices_searched))
+        coarse = progress.result
+    assert exhaustive.stats["volume_level"] is not None and coarse.stats["volume_level"] is not None
+    # every slice is screened before any is refined; the progress fraction never goes back
+    screened_items = [s for s in stages if s[0] == "screened"]
+    searched_items = [s for s in stages if s[0] == "searched"]
+    assert len(screened_items) == len(searched_items) == 12
+    assert stages.index(screened_items[-1]) < stages.index(searched_items[0])
+    # same decisions as the exhaustive search
+    for z in (3, 8):
+        e, c = exhaustive.slices[z], coarse.slices[z]
+        assert e.candidates.size >= 1
+        np.testing.assert_array_equal(c.centres[c.candidates], e.centres[e.candidates])
+        assert c.chosen == e.chosen
+    assert sorted(z for z, s in coarse.slices.items() if s.has_candidates) == [3, 8]
+    assert metrics.dice(coarse.mask(), exhaustive.mask()) == 1.0
+    # healthy slices cost their screening circles only: no flood around their "most different" circle
+    for z in (0, 6, 11):
+        keys = grid_keys(circle_centres(ooi_w[z], 27, 15), 15, (512, 512))
+        assert len(coarse.slices[z].centres) == screening_mask(keys, neighbour_table(keys)).sum()
+    assert counting.items < 0.45 * sum(len(circle_centres(ooi_w[z], 27, 15)) for z in range(12))
+
+
+def test_the_volume_rule_filters_before_the_top_k_cap():
+    scores = np.array([9.0, 8.0, 7.0, 6.0, 0.0, 0.1, -0.1, 0.2, -0.2, 0.05])
+    intensity = np.full(10, 0.5)
+    eligible = np.array([False, True, True, True, True, True, True, True, True, True])
+    np.testing.assert_array_equal(select_outliers(scores, intensity, 3.0, 3, 0.0), [0, 1, 2])
+    np.testing.assert_array_equal(select_outliers(scores, intensity, 3.0, 3, 0.0, eligible=eligible), [1, 2, 3])
+
+
+def _fake_search(monkeypatch, difference_at):
+    """Route the search's inpainting to ``difference_at(centre) -> intensity difference`` (texture 0)."""
+    import autopaint_app.core.autopaint_search as search
+
+    def fake_inpaint(image, ooi, centres, predictor, params, size_multiple, stats):
+        yield "circles", len(centres)
+        return np.array([difference_at(tuple(c)) for c in centres]), np.zeros(len(centres))
+
+    monkeypatch.setattr(search, "inpaint_circles", fake_inpaint)
+    return search
+
+
+def _drain(generator):
+    try:
+        while True:
+            next(generator)
+    except StopIteration as stop:
+        return stop.value
+
+
+@pytest.mark.parametrize("tumour", [True, False], ids=["small-tumour", "healthy"])
+def test_refinement_climbs_to_the_slices_best_circle_even_when_the_volume_gate_says_no(monkeypatch, tumour):
+    ooi = np.zeros((512, 512), dtype=bool)
+    ooi[150:350, 150:350] = True
+    centres = circle_centres(ooi, 27, 15)
+    keys = grid_keys(centres, 15, (512, 512))
+    peak = tuple(centres[np.flatnonzero((keys[:, 0] % 2 == 1) & (keys[:, 1] % 2 == 1))[len(keys) // 8]])
+    noise = {tuple(c): 0.05 + 0.002 * np.sin(7.0 * i) for i, c in enumerate(centres)}
+
+    def difference_at(centre):
+        if tumour and centre == peak:
+            return 1.0                                                  # the tumour: one circle sees it
+        if tumour and max(abs(centre[0] - peak[0]), abs(centre[1] - peak[1])) == 15:
+            return 0.1                                                  # its neighbours half see it
+        return noise[centre]
+
+    search = _fake_search(monkeypatch, difference_at)
+    params = PipelineParams(texture="none")
+    image = np.zeros((1, 512, 512), dtype=np.float32)
+    screening = _drain(search.screen_circles(image, ooi, centres, None, params, 32, None))
+    assert not screening.done[[tuple(c) == peak for c in centres]].any()            # not screened
+    found = _drain(search.refine_circles(screening, image, ooi, centres, None, params, 32, None,
+                                         gate=lambda i, t: np.zeros(len(i), dtype=bool)))
+    found_centres = {tuple(c) for c in centres[found.indices]}
+    assert (peak in found_centres) == tumour
+    if not tumour:                                                   # a healthy slice costs the screening
+        assert len(found.indices) == screening.screened.sum()
