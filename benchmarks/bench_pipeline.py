@@ -189,7 +189,7 @@ def main(argv=None) -> None:
     parser.add_argument("--crop", type=int, default=None, help="fast-mode circle crop side before alignment (default: the rule, 96 for lung, fed as 128)")
     parser.add_argument("--context", type=float, default=0.7,
                         help="crop_context_ratio (default 0.7, the pipeline's: 96-px lung crops, 128 px aligned)")
-    parser.add_argument("--search", choices=["coarse-to-fine", "exhaustive"], default="coarse-to-fine",
+    parser.add_argument("--search", choices=["coarse-to-fine", "exhaustive"], default="exhaustive",
                         help="fast-mode circle search")
     parser.add_argument("--stress-k", type=float, default=None,
                         help="also compare fast vs reference on the subset with this lower outlier_k, so that "

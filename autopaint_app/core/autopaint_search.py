@@ -3,7 +3,7 @@
 Exhaustive (the paper, and always in reference mode): every circle of the stride-``s`` grid
 (:func:`~autopaint_app.core.autopaint_circles.circle_centres`).
 
-Coarse-to-fine (fast mode's default, ``PipelineParams.circle_search``): the decisions only depend
+Coarse-to-fine (fast mode, opt-in: ``PipelineParams.circle_search``): the decisions only depend
 on the circles that stand out (score above ``median + outlier_k x spread``,
 :func:`~autopaint_app.core.autopaint_scores.select_outliers`), and circles ``s`` apart overlap by
 more than half, so their scores change smoothly across the grid.
@@ -19,7 +19,9 @@ more than half, so their scores change smoothly across the grid.
    promising circles), until no new neighbour is left. An outlier's best screened neighbour scores
    at most ``screen_margin`` below it in practice (measured drop <= 1.3 spread on the lung phantom
    with the dev model), so every outlier, and each outlier's neighbourhood, is inpainted and the
-   kept top-k are the ones an exhaustive search picks.
+   kept top-k are the ones an exhaustive search picks. Not always: a small tumour seen by one
+   grid circle can leave its screened neighbours near the slice's median (measured on a lung
+   phantom: 8.5 on the tumour's circle, 0.1 and 1.8 on its two screened neighbours).
 
 With the volume rule on, the pipeline screens every slice before refining any
 (``autopaint.run_autopaint``), because the volume rule's statistics are then known: a circle is
@@ -28,10 +30,10 @@ slice costs its screening alone instead of a flood around its own "most differen
 slice's best circle is still followed uphill when it passes the slice rule (see
 :func:`refine_circles`).
 
-Known limit: the median and MAD come from ~1/4 of the circles, so the outlier threshold moves by a
-fraction of a spread; a circle at the margin can flip (seen on a 128-px disc case: exhaustive level
-6.14, screened 7.24, circle 6.23). The whole-run agreement with reference mode is measured in the
-README (Performance).
+Known limits, why it is opt-in: the median and MAD come from ~1/4 of the circles (a spatially
+correlated sample: 7-13 % off the whole grid's on a lung phantom), so a circle at the margin of a
+threshold can flip (seen on a 128-px disc case: exhaustive level 6.14, screened 7.24, circle
+6.23), and a small tumour can be missed (above). Measured agreement in the README (Performance).
 
 The result lists the inpainted circles only (raster order) and which of them form the statistics
 population (the screened ones; all of them in an exhaustive search).

@@ -118,9 +118,12 @@ def test_new_options_are_validated():
         with pytest.raises(ValueError, match=message):
             PipelineParams(**bad)
     defaults = PipelineParams()
-    assert (defaults.circle_search, defaults.crop_context_ratio, defaults.screen_margin) == ("coarse-to-fine", 0.7, 1.5)
-    assert defaults.coarse_to_fine and not defaults.with_changes(**EXHAUSTIVE).coarse_to_fine
-    assert not defaults.with_changes(mode="reference").coarse_to_fine
+    assert (defaults.circle_search, defaults.crop_context_ratio, defaults.screen_margin) == ("exhaustive", 0.7, 1.5)
+    assert defaults.volume_screen_margin == 2.5
+    assert not defaults.coarse_to_fine and defaults.with_changes(**COARSE).coarse_to_fine
+    assert not defaults.with_changes(mode="reference", **COARSE).coarse_to_fine
+    with pytest.raises(ValueError, match="volume_screen_margin"):
+        PipelineParams(volume_screen_margin=-1)
 
 
 def _volume_case():
