@@ -48,7 +48,8 @@ from autopaint_app.core.preprocess import PreparedCase
 from autopaint_app.core.presets import MODALITY_CHANNELS
 
 __all__ = ["PipelineParams", "Progress", "AutopaintResult", "SliceResult", "run_autopaint", "autopaint",
-           "search_slice", "decide_slice", "volume_gate", "volume_outliers", "working_ooi"]
+           "search_slice", "decide_slice", "slice_candidates", "searched_result", "volume_gate", "volume_outliers",
+           "working_ooi"]
 
 DEFAULT_SIZE_MULTIPLE = 32
 # Share of a run's time spent searching circles (phase 1), for progress bars: measured 85-95 % on
@@ -144,12 +145,12 @@ def search_slice(image: np.ndarray, ooi: np.ndarray, z: int, predictor: Predicto
     """
     centres = circle_centres(ooi, params.circle_radius_px, params.circle_stride_px)
     if len(centres) == 0:
-        return _searched_result(z, image.shape[1:], centres, None, params)
+        return searched_result(z, image.shape[1:], centres, None, params)
     search = yield from search_circles(image, ooi, centres, predictor, params, size_multiple, stats)
-    return _searched_result(z, image.shape[1:], centres, search, params)
+    return searched_result(z, image.shape[1:], centres, search, params)
 
 
-def _searched_result(z: int, shape: tuple[int, int], centres: np.ndarray, search: CircleSearch | None,
+def searched_result(z: int, shape: tuple[int, int], centres: np.ndarray, search: CircleSearch | None,
                      params: PipelineParams) -> SliceResult:
     """The :class:`SliceResult` of a slice's inpainted circles (``search``; None: no circle), no candidates yet."""
     if search is None or len(search.indices) == 0:
@@ -212,11 +213,7 @@ def decide_slice(searched: SliceResult, image: np.ndarray, ooi: np.ndarray, pred
     """
     if len(searched.centres) == 0:
         return searched
-    # The volume rule says which circles may be candidates before the top-k cap is applied, so
-    # that a circle the volume rule rejects never takes the place of one it accepts.
-    eligible = volume_scores > volume_level if volume_level is not None and volume_scores is not None else None
-    candidates = select_outliers(searched.scores, searched.intensity, params.outlier_k, params.top_k,
-                                 params.min_intensity_difference, searched.population, eligible)
+    candidates = slice_candidates(searched, params, volume_scores, volume_level)
     result = replace(searched, candidates=candidates)
     if candidates.size == 0:
         return result
@@ -225,6 +222,16 @@ def decide_slice(searched: SliceResult, image: np.ndarray, ooi: np.ndarray, pred
                           params.dilation_widths_px)
     window, deltas = yield from inpaint_masks(image, masks, predictor, params, size_multiple, stats)
     return _finish_slice(result, image, ooi, masks, window, deltas, params)
+
+
+def slice_candidates(searched: SliceResult, params: PipelineParams, volume_scores: np.ndarray | None = None,
+                     volume_level: float | None = None) -> np.ndarray:
+    """Step 2's selection: indices of the searched slice's candidate circles, best first (see :func:`decide_slice`)."""
+    # The volume rule says which circles may be candidates before the top-k cap is applied, so
+    # that a circle the volume rule rejects never takes the place of one it accepts.
+    eligible = volume_scores > volume_level if volume_level is not None and volume_scores is not None else None
+    return select_outliers(searched.scores, searched.intensity, params.outlier_k, params.top_k,
+                           params.min_intensity_difference, searched.population, eligible)
 
 
 def volume_outliers(searched: dict[int, SliceResult], params: PipelineParams
@@ -344,7 +351,7 @@ def run_autopaint(prepared: PreparedCase, ooi: np.ndarray, predictor: Predictor,
                 yield progress(stage, z)
             screenings[z] = work.value
             screened += 1
-            yield progress("screened", z, slice_result=_searched_result(z, shape, centres[z], work.value.found(),
+            yield progress("screened", z, slice_result=searched_result(z, shape, centres[z], work.value.found(),
                                                                         params))
         gate = volume_gate(screenings, params)
         for z in todo:
@@ -354,7 +361,7 @@ def run_autopaint(prepared: PreparedCase, ooi: np.ndarray, predictor: Predictor,
                 if stopped():
                     return None
                 yield progress(stage, z)
-            searched[z] = _searched_result(z, shape, centres[z], work.value, params)
+            searched[z] = searched_result(z, shape, centres[z], work.value, params)
             yield progress("searched", z, slice_result=searched[z])
     else:
         for z in todo:

@@ -123,11 +123,13 @@ Gate = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 def screen_circles(image: np.ndarray, ooi: np.ndarray, centres: np.ndarray, predictor: Predictor,
-                   params: PipelineParams, size_multiple: int, stats: Stats
+                   params: PipelineParams, size_multiple: int, stats: Stats, inpaint=inpaint_circles
                    ) -> Generator[tuple[str, int], None, Screening]:
     """Coarse-to-fine step 1: inpaint the screening circles of a slice (see the module docstring).
 
-    Args: as for :func:`search_circles`.
+    Args: as for :func:`search_circles`; ``inpaint`` is the circle inpainter (a generator with
+    :func:`~autopaint_app.core.autopaint_engine.inpaint_circles`' signature; a replay of recorded
+    differences in ``benchmarks/bench_search.py`` and the tests).
     """
     n = len(centres)
     keys = grid_keys(centres, params.circle_stride_px, image.shape[1:])
@@ -135,7 +137,7 @@ def screen_circles(image: np.ndarray, ooi: np.ndarray, centres: np.ndarray, pred
     screened = screening_mask(keys, table)
     screening = Screening(table, screened, np.zeros(n), np.zeros(n), np.zeros(n, dtype=bool))
     todo = np.flatnonzero(screened)
-    found = yield from inpaint_circles(image, ooi, centres[todo], predictor, params, size_multiple, stats)
+    found = yield from inpaint(image, ooi, centres[todo], predictor, params, size_multiple, stats)
     screening.intensity[todo], screening.texture[todo] = found
     screening.done[todo] = True
     return screening
@@ -143,11 +145,12 @@ def screen_circles(image: np.ndarray, ooi: np.ndarray, centres: np.ndarray, pred
 
 def refine_circles(screening: Screening, image: np.ndarray, ooi: np.ndarray, centres: np.ndarray,
                    predictor: Predictor, params: PipelineParams, size_multiple: int, stats: Stats,
-                   gate: Gate | None = None) -> Generator[tuple[str, int], None, CircleSearch]:
+                   gate: Gate | None = None, inpaint=inpaint_circles) -> Generator[tuple[str, int], None, CircleSearch]:
     """Coarse-to-fine step 2: inpaint, round after round, the grid neighbours of the promising circles.
 
     A circle is promising when its slice score exceeds ``median + (outlier_k - screen_margin) x
-    spread`` of the screening circles and, when a ``gate`` is given, the gate passes it too. The
+    spread`` of the screening circles and, when a ``gate`` is given, the gate passes it too
+    (``inpaint``: as for :func:`screen_circles`). The
     slice's best circle so far is promising whatever the gate says when it passes the slice rule
     itself (``outlier_k``): a small tumour seen by one grid circle is only half seen by the
     screened neighbours around it, which can look healthy to the volume (measured: a 10-slice
@@ -174,7 +177,7 @@ def refine_circles(screening: Screening, image: np.ndarray, ooi: np.ndarray, cen
         todo = around[~s.done[around]]
         if todo.size == 0:
             break
-        found = yield from inpaint_circles(image, ooi, centres[todo], predictor, params, size_multiple, stats)
+        found = yield from inpaint(image, ooi, centres[todo], predictor, params, size_multiple, stats)
         s.intensity[todo], s.texture[todo] = found
         s.done[todo] = True
         scores = combined_scores(s.intensity, s.texture if use_texture else None, s.screened)

@@ -18,6 +18,8 @@ from autopaint_app.core.autopaint_scores import (
 from autopaint_app.core.autopaint_search import (
     grid_keys,
     neighbour_table,
+    refine_circles,
+    screen_circles,
     screening_mask,
 )
 from autopaint_app.core.presets import HEAD_NECK, LUNG
@@ -172,16 +174,14 @@ def test_the_volume_rule_filters_before_the_top_k_cap():
     np.testing.assert_array_equal(select_outliers(scores, intensity, 3.0, 3, 0.0, eligible=eligible), [1, 2, 3])
 
 
-def _fake_search(monkeypatch, difference_at):
-    """Route the search's inpainting to ``difference_at(centre) -> intensity difference`` (texture 0)."""
-    import autopaint_app.core.autopaint_search as search
+def _recorded(difference_at):
+    """A circle inpainter returning ``difference_at(centre)`` as the intensity difference (texture 0)."""
 
-    def fake_inpaint(image, ooi, centres, predictor, params, size_multiple, stats):
+    def inpaint(image, ooi, centres, predictor, params, size_multiple, stats):
         yield "circles", len(centres)
         return np.array([difference_at(tuple(c)) for c in centres]), np.zeros(len(centres))
 
-    monkeypatch.setattr(search, "inpaint_circles", fake_inpaint)
-    return search
+    return inpaint
 
 
 def _drain(generator):
@@ -193,7 +193,7 @@ def _drain(generator):
 
 
 @pytest.mark.parametrize("tumour", [True, False], ids=["small-tumour", "healthy"])
-def test_refinement_climbs_to_the_slices_best_circle_even_when_the_volume_gate_says_no(monkeypatch, tumour):
+def test_refinement_climbs_to_the_slices_best_circle_even_when_the_volume_gate_says_no(tumour):
     ooi = np.zeros((512, 512), dtype=bool)
     ooi[150:350, 150:350] = True
     centres = circle_centres(ooi, 27, 15)
@@ -208,13 +208,13 @@ def test_refinement_climbs_to_the_slices_best_circle_even_when_the_volume_gate_s
             return 0.1                                                  # its neighbours half see it
         return noise[centre]
 
-    search = _fake_search(monkeypatch, difference_at)
+    inpaint = _recorded(difference_at)
     params = PipelineParams(texture="none")
     image = np.zeros((1, 512, 512), dtype=np.float32)
-    screening = _drain(search.screen_circles(image, ooi, centres, None, params, 32, None))
+    screening = _drain(screen_circles(image, ooi, centres, None, params, 32, None, inpaint))
     assert not screening.done[[tuple(c) == peak for c in centres]].any()            # not screened
-    found = _drain(search.refine_circles(screening, image, ooi, centres, None, params, 32, None,
-                                         gate=lambda i, t: np.zeros(len(i), dtype=bool)))
+    found = _drain(refine_circles(screening, image, ooi, centres, None, params, 32, None,
+                                  gate=lambda i, t: np.zeros(len(i), dtype=bool), inpaint=inpaint))
     found_centres = {tuple(c) for c in centres[found.indices]}
     assert (peak in found_centres) == tumour
     if not tumour:                                                   # a healthy slice costs the screening
