@@ -61,6 +61,8 @@ SCREEN_SHARE = 0.8
 # Fewest searched slices for the volume rule (:func:`volume_outliers`): with the 3-slice runs of a
 # known lesion the volume's own statistics are the tumour's.
 VOLUME_RULE_MIN_SLICES = 10
+# What a step of run_autopaint returns when the run was asked to stop midway.
+STOPPED = object()
 
 
 @dataclass(frozen=True)
@@ -337,52 +339,52 @@ def run_autopaint(prepared: PreparedCase, ooi: np.ndarray, predictor: Predictor,
     def stopped() -> bool:
         return should_stop is not None and should_stop()
 
+    def step(generator, z):
+        """Relay one step's ``(stage, n)`` items as Progress; its value, or ``STOPPED`` when asked to stop."""
+        work = _relay(generator)
+        for stage, _ in work:
+            if stopped():
+                return STOPPED
+            yield progress(stage, z)
+        return work.value
+
     # Phase 1: every slice's circles (most of the work); phase 2 needs all their scores.
     if params.coarse_to_fine and params.volume_outlier_k > 0:
         # 1a: screen every slice; 1b: refine each slice where the slice and volume rules both allow.
         screenings, centres = {}, {}
         for z in todo:
             centres[z] = circle_centres(ooi_w[z], params.circle_radius_px, params.circle_stride_px)
-            work = _relay(screen_circles(prepared.channels[z], ooi_w[z], centres[z], predictor, params,
-                                         size_multiple, stats))
-            for stage, _ in work:
-                if stopped():
-                    return None
-                yield progress(stage, z)
-            screenings[z] = work.value
-            screened += 1
-            yield progress("screened", z, slice_result=searched_result(z, shape, centres[z], work.value.found(),
-                                                                        params))
+            screening = yield from step(screen_circles(prepared.channels[z], ooi_w[z], centres[z], predictor, params,
+                                                       size_multiple, stats), z)
+            if screening is STOPPED:
+                return None
+            screenings[z], screened = screening, screened + 1
+            yield progress("screened", z, slice_result=searched_result(z, shape, centres[z], screening.found(), params))
         gate = volume_gate(screenings, params)
         for z in todo:
-            work = _relay(refine_circles(screenings[z], prepared.channels[z], ooi_w[z], centres[z], predictor,
-                                         params, size_multiple, stats, gate))
-            for stage, _ in work:
-                if stopped():
-                    return None
-                yield progress(stage, z)
-            searched[z] = searched_result(z, shape, centres[z], work.value, params)
+            found = yield from step(refine_circles(screenings[z], prepared.channels[z], ooi_w[z], centres[z], predictor,
+                                                   params, size_multiple, stats, gate), z)
+            if found is STOPPED:
+                return None
+            searched[z] = searched_result(z, shape, centres[z], found, params)
             yield progress("searched", z, slice_result=searched[z])
     else:
         for z in todo:
-            work = _relay(search_slice(prepared.channels[z], ooi_w[z], z, predictor, params, size_multiple, stats))
-            for stage, _ in work:
-                if stopped():
-                    return None
-                yield progress(stage, z)
-            searched[z] = work.value
-            yield progress("searched", z, slice_result=searched[z])  # circles and scores, no decision yet
+            result = yield from step(search_slice(prepared.channels[z], ooi_w[z], z, predictor, params, size_multiple,
+                                                  stats), z)
+            if result is STOPPED:
+                return None
+            searched[z] = result
+            yield progress("searched", z, slice_result=result)  # circles and scores, no decision yet
     volume_scores, level = volume_outliers(searched, params)
     stats.volume_level = level
     # Phase 2: candidates, union and dilations, residual; each finished slice is reported.
     for z in todo:
-        work = _relay(decide_slice(searched[z], prepared.channels[z], ooi_w[z], predictor, params, size_multiple,
-                                   stats, volume_scores.get(z), level))
-        for stage, _ in work:
-            if stopped():
-                return None
-            yield progress(stage, z)
-        results[z] = work.value
+        result = yield from step(decide_slice(searched[z], prepared.channels[z], ooi_w[z], predictor, params,
+                                              size_multiple, stats, volume_scores.get(z), level), z)
+        if result is STOPPED:
+            return None
+        results[z] = result
         done += 1
         if stopped():
             return None
