@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from autopaint_app.core.autopaint import (PipelineParams, autopaint, searched_result, slice_candidates,  # noqa: E402
                                           volume_gate, volume_outliers, working_ooi)
 from autopaint_app.core.autopaint_circles import circle_centres  # noqa: E402
-from autopaint_app.core.autopaint_search import refine_circles, screen_circles  # noqa: E402
+from autopaint_app.core.autopaint_search import recorded_inpainter, refine_circles, screen_circles  # noqa: E402
 from autopaint_app.core.model_store import default_model_path  # noqa: E402
 from autopaint_app.core.ooi import compute_ooi  # noqa: E402
 from autopaint_app.core.phantom import make_phantom  # noqa: E402
@@ -38,17 +38,6 @@ from autopaint_app.core.presets import LUNG  # noqa: E402
 
 # seed:slices; 501-520 are the README's lung cohort (36 slices each), 3 the pipeline benchmark's case
 DEFAULT_CASES = ["3:16", "501:36", "502:36", "505:36", "507:36", "513:36"]
-
-
-def recorded_inpainter(differences: dict[tuple[int, int], tuple[float, float]]):
-    """A circle inpainter (``inpaint_circles``' signature) that returns recorded differences."""
-
-    def inpaint(image, ooi, centres, predictor, params, size_multiple, stats):
-        yield "circles", len(centres)
-        found = [differences[(int(y), int(x))] for y, x in centres]
-        return np.array([f[0] for f in found]), np.array([f[1] for f in found])
-
-    return inpaint
 
 
 def drain(generator):

@@ -122,6 +122,22 @@ class Screening:
 Gate = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
+def recorded_inpainter(differences: dict[tuple[int, int], tuple[float, float]]):
+    """A circle inpainter (``inpaint_circles``' signature) that returns recorded differences.
+
+    ``differences`` maps a centre ``(y, x)`` to its ``(intensity, texture)``. Fast-mode crops are
+    fixed per circle, so an exhaustive run's differences let a search be replayed without the
+    network (``benchmarks/bench_search.py``, tests).
+    """
+
+    def inpaint(image, ooi, centres, predictor, params, size_multiple, stats):
+        yield "circles", len(centres)
+        found = [differences[(int(y), int(x))] for y, x in centres]
+        return np.array([f[0] for f in found]), np.array([f[1] for f in found])
+
+    return inpaint
+
+
 def screen_circles(image: np.ndarray, ooi: np.ndarray, centres: np.ndarray, predictor: Predictor,
                    params: PipelineParams, size_multiple: int, stats: Stats, inpaint=inpaint_circles
                    ) -> Generator[tuple[str, int], None, Screening]:

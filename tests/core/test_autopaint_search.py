@@ -18,6 +18,7 @@ from autopaint_app.core.autopaint_scores import (
 from autopaint_app.core.autopaint_search import (
     grid_keys,
     neighbour_table,
+    recorded_inpainter,
     refine_circles,
     screen_circles,
     screening_mask,
@@ -174,16 +175,6 @@ def test_the_volume_rule_filters_before_the_top_k_cap():
     np.testing.assert_array_equal(select_outliers(scores, intensity, 3.0, 3, 0.0, eligible=eligible), [1, 2, 3])
 
 
-def _recorded(difference_at):
-    """A circle inpainter returning ``difference_at(centre)`` as the intensity difference (texture 0)."""
-
-    def inpaint(image, ooi, centres, predictor, params, size_multiple, stats):
-        yield "circles", len(centres)
-        return np.array([difference_at(tuple(c)) for c in centres]), np.zeros(len(centres))
-
-    return inpaint
-
-
 def _drain(generator):
     try:
         while True:
@@ -208,7 +199,7 @@ def test_refinement_climbs_to_the_slices_best_circle_even_when_the_volume_gate_s
             return 0.1                                                  # its neighbours half see it
         return noise[centre]
 
-    inpaint = _recorded(difference_at)
+    inpaint = recorded_inpainter({tuple(c): (difference_at(tuple(c)), 0.0) for c in centres})
     params = PipelineParams(texture="none")
     image = np.zeros((1, 512, 512), dtype=np.float32)
     screening = _drain(screen_circles(image, ooi, centres, None, params, 32, None, inpaint))
