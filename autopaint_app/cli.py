@@ -104,7 +104,7 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
                              "the circles, then the neighbourhoods of possible outliers, 2-3x faster, may miss "
                              "a small tumour's slice)")
     tuning.add_argument("--context", type=float, default=None,
-                        help="fast mode's crop context around a circle, fraction of the radius (1.0)")
+                        help="fast mode's crop context around a circle, fraction of the radius (0.7)")
 
 
 def _add_segment_parsers(commands) -> None:

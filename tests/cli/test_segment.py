@@ -227,3 +227,19 @@ def test_tuning_options_reach_the_pipeline_and_the_summary(lung_phantom, tmp_pat
     assert (params["top_k"], params["outlier_k"], params["circle_search"]) == (2, 2.5, "coarse-to-fine")
     assert params["volume_outlier_k"] == 3
     assert params["crop_context_ratio"] == 0.7
+
+
+def test_the_help_states_the_pipelines_own_defaults():
+    # The help text hard-codes the defaults (the CLI stays importable without core); this keeps
+    # them honest when a default moves (the --context help said 1.0 after the default became 0.7).
+    from autopaint_app.cli import build_parser
+    from autopaint_app.core.autopaint_params import PipelineParams
+
+    defaults = PipelineParams()
+    evaluate = build_parser()._subparsers._group_actions[0].choices["evaluate"]
+    helps = {a.option_strings[0]: a.help for a in evaluate._actions if a.option_strings}
+    assert helps["--context"].endswith(f"({defaults.crop_context_ratio:g})")
+    assert helps["--top-k"].endswith(f"({defaults.top_k})")
+    assert helps["--outlier-k"].endswith(f"({defaults.outlier_k:g})")
+    assert f"({defaults.volume_outlier_k:g};" in helps["--volume-k"]
+    assert f"default {defaults.circle_search}" in helps["--search"]
