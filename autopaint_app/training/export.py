@@ -33,7 +33,7 @@ from autopaint_app.core.io import write_json
 from autopaint_app.core.presets import MODALITY_CHANNELS, get_preset
 from autopaint_app.training import checkpoints as ckpt
 from autopaint_app.training.evaluation import biharmonic_metrics, inpainting_metrics
-from autopaint_app.training.networks import InpaintingUNet, build_network, count_parameters
+from autopaint_app.training.networks import NAMED_WIDTHS, InpaintingUNet, NetworkConfig, build_network, count_parameters
 from autopaint_app.training.progress import json_safe
 
 OPSET = 18
@@ -104,6 +104,15 @@ def _validation(session, val_set: Path | None, state: dict, batch_size: int = 8)
             "biharmonic": biharmonic_metrics(images, masks)}
 
 
+def size_name(config: NetworkConfig) -> str:
+    """The named size the network is (a run may give its widths explicitly), else ``"custom"``."""
+    for name in NAMED_WIDTHS:
+        named = NetworkConfig.named(name)
+        if (tuple(config.widths), tuple(config.kernels)) == (named.widths, named.kernels):
+            return name
+    return "custom"
+
+
 def build_card(state: dict, model: InpaintingUNet, parity: float, validation: dict) -> dict:
     """The model card (issue 3, section 5) of a checkpoint."""
     run = state["run_config"]
@@ -111,7 +120,7 @@ def build_card(state: dict, model: InpaintingUNet, parity: float, validation: di
     history = state.get("history", [])
     return {
         "card_version": CARD_VERSION, "name": f"{run['site']}_{run['modality']}_{run['arch']}",
-        "architecture": run["arch"], "network": state["network"], "size": run["size"],
+        "architecture": run["arch"], "network": state["network"], "size": size_name(model.config),
         "site": run["site"], "modality": run["modality"], "channels": list(MODALITY_CHANNELS[run["modality"]]),
         # the run's own windows when it overrode the preset's: inference must normalise the same way
         "ct_window": list(run.get("ct_window") or preset.ct_window),

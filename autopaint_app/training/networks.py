@@ -39,6 +39,13 @@ PAPER_WIDTHS = (64, 128, 256, 512, 512, 512, 512, 512)
 # Encoder kernels of Liu et al. (2018), which the paper's U-Net follows; the decoder uses 3x3.
 PAPER_KERNELS = (7, 5, 5, 3, 3, 3, 3, 3)
 COMPACT_WIDTHS = (32, 64, 96, 128, 128)
+# The light network: 4 levels, 16-64 channels, 0.33 M parameters. Why: the exhaustive circle
+# search inpaints ~90 circles per lung slice, and the compact net's 2.2 GFLOP per 128-px crop keeps
+# a 100-slice case near 3 minutes on a 2-core CPU; this one needs 0.43 GFLOP per crop, and its
+# 16-px size multiple lets the lung crop be fed at 112 px instead of 128 (4.1x the crops per second,
+# measured with ONNX Runtime, 2 threads, batch 16).
+LIGHT_WIDTHS = (16, 32, 48, 64)
+NAMED_WIDTHS = {"compact": COMPACT_WIDTHS, "light": LIGHT_WIDTHS, "paper": PAPER_WIDTHS}
 DECODER_KERNEL = 3
 LEAKY_SLOPE = 0.2
 # Jacobi sweeps of the harmonic prefill at every pyramid level: enough for 128-256 px crops to
@@ -104,6 +111,13 @@ class NetworkConfig:
               ) -> NetworkConfig:
         """The paper's 8-level network (64...512 channels); inputs multiples of 256 px."""
         return cls(arch, in_channels, PAPER_WIDTHS, len(PAPER_WIDTHS), PAPER_KERNELS, use_bn)
+
+    @classmethod
+    def named(cls, size: str, arch: str = "gconv", in_channels: int = 1) -> NetworkConfig:
+        """A named configuration: ``"compact"`` (default), ``"light"`` or ``"paper"``."""
+        if size == "paper":
+            return cls.paper(arch, in_channels)
+        return cls.with_widths(NAMED_WIDTHS[size], arch, in_channels)
 
     @classmethod
     def with_widths(cls, widths: tuple[int, ...], arch: str = "gconv", in_channels: int = 1,

@@ -56,15 +56,13 @@ FIXED_ON_RESUME = ("site", "modality", "arch", "size", "widths", "train_crop", "
 
 
 def network_config_for(config: RunConfig) -> NetworkConfig:
-    """The U-Net of a run: GConv for gconv/gconv_lap, PConv for pconv; compact, paper or widths."""
+    """The U-Net of a run: GConv for gconv/gconv_lap, PConv for pconv; a named size or widths."""
     arch = "pconv" if config.arch == "pconv" else "gconv"
     channels = len(config.channels)
     if config.widths is not None:
         network = NetworkConfig.with_widths(config.widths, arch=arch, in_channels=channels)
-    elif config.size == "paper":
-        network = NetworkConfig.paper(arch=arch, in_channels=channels)
     else:
-        network = NetworkConfig(arch=arch, in_channels=channels)
+        network = NetworkConfig.named(config.size, arch=arch, in_channels=channels)
     return replace(network, prefill=config.prefill)
 
 

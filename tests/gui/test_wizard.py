@@ -82,6 +82,8 @@ def test_data_page_lists_cases_split_and_offers_only_their_modalities(qtbot, tmp
     assert titles == ["PET-CT", "CT", "PET"] and wizard.model_page.arch.currentData() == "gconv_lap"
     wizard.model_page.size.setCurrentIndex(wizard.model_page.size.findData("paper"))
     assert not wizard.model_page.isComplete() and "multiples of 256 px" in wizard.model_page.message.text()
+    wizard.model_page.size.setCurrentIndex(wizard.model_page.size.findData("light"))
+    assert wizard.model_page.isComplete()  # the default 128-px crop is a multiple of the light net's 16
     wizard.model_page.size.setCurrentIndex(wizard.model_page.size.findData("compact"))
     assert wizard.model_page.isComplete() and wizard.button(QWizard.WizardButton.NextButton).isEnabled()
     wizard.next()

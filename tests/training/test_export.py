@@ -45,6 +45,7 @@ def test_export_matches_pytorch_and_writes_a_complete_card(run_dir, tmp_path):
     assert card["channels"] == ["ct", "pet"] and card["architecture"] == "gconv_lap" and card["site"] == "lung"
     assert card["ct_window"] == [-1000.0, 500.0] and card["suv_window"] == [0.0, 12.0]
     assert card["size_multiple"] == 4 and card["train_crop"] == 32 and card["vgg_weights"] == "random-seeded"
+    assert card["size"] == "custom"  # widths (8, 16) are none of the named sizes
     training = card["training"]
     assert training["epochs_phase1"] == 1 and training["epochs_phase2"] == 0 and training["global_step"] == 2
     assert training["command"] == "pytest" and training["config"]["widths"] == [8, 16]

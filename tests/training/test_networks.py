@@ -83,6 +83,20 @@ def test_parameter_counts_of_paper_and_compact_configs():
     assert compact == 2_178_840 and compact * 4 < 10e6
 
 
+def test_named_sizes_and_the_card_name_of_explicit_widths():
+    from autopaint_app.training.export import size_name
+
+    light = NetworkConfig.named("light", in_channels=2)
+    assert (light.widths, light.kernels, light.size_multiple) == ((16, 32, 48, 64), (7, 5, 5, 3), 16)
+    assert count_parameters(build_network(light)) == 326_568
+    assert NetworkConfig.named("compact", in_channels=2) == NetworkConfig(in_channels=2)
+    assert NetworkConfig.named("paper") == NetworkConfig.paper()
+    # a run that spelled the light widths out is still carded as the light network
+    assert size_name(NetworkConfig.with_widths((16, 32, 48, 64), in_channels=2)) == "light"
+    assert size_name(NetworkConfig()) == "compact" and size_name(NetworkConfig.paper()) == "paper"
+    assert size_name(NetworkConfig.with_widths((16, 32, 48))) == "custom"
+
+
 def test_gradients_reach_the_gating_branch():
     model = build_network(NetworkConfig.with_widths((8, 16, 16), in_channels=2))
     image, mask = _inputs(2, 2, 64)

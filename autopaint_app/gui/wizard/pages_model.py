@@ -18,9 +18,10 @@ SITES = {"lung": "Lung", "hn": "Head and neck"}
 MODALITY_TITLES = {"petct": "PET-CT", "ct": "CT", "pet": "PET"}
 ARCHITECTURES = {"gconv_lap": "GConv-Lap (paper, default)", "gconv": "GConv (comparison)",
                  "pconv": "PConv (comparison)"}
-SIZES = {"compact": "Compact (CPU friendly)", "paper": "Paper (64…512 channels, 8 levels)"}
-# Crops must be multiples of the U-Net's 2 ** depth (training.networks: compact 5 levels, paper 8).
-SIZE_MULTIPLE = {"compact": 32, "paper": 256}
+SIZES = {"compact": "Compact (CPU friendly)", "light": "Light (4x faster circle search, 4 levels)",
+         "paper": "Paper (64…512 channels, 8 levels)"}
+# Crops must be multiples of the U-Net's 2 ** depth (training.networks: compact 5 levels, light 4, paper 8).
+SIZE_MULTIPLE = {"compact": 32, "light": 16, "paper": 256}
 RANDOM_VGG_TEXT = ("No file: torch's cached ImageNet VGG16 weights are used when present, otherwise the "
                    "perceptual and style terms use random-seeded features (they still regularise, but are not "
                    "ImageNet features). The Run page says which one the trainer used.")
