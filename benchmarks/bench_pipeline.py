@@ -186,9 +186,9 @@ def main(argv=None) -> None:
     parser.add_argument("--seed", type=int, default=7, help="phantom seed")
     parser.add_argument("--slices", type=int, default=None, help="phantom slices (default: whole chest, 100)")
     parser.add_argument("--reference-slices", type=int, default=3, help="slices run in reference mode")
-    parser.add_argument("--crop", type=int, default=None, help="fast-mode circle crop side before alignment (default: the rule, 96 for lung, fed as 128)")
+    parser.add_argument("--crop", type=int, default=None, help="fast-mode circle crop side before alignment (default: the rule, 96 for lung, fed one size multiple larger: 128 px for the compact net, 112 for the light one)")
     parser.add_argument("--context", type=float, default=0.7,
-                        help="crop_context_ratio (default 0.7, the pipeline's: 96-px lung crops, 128 px aligned)")
+                        help="crop_context_ratio (default 0.7, the pipeline's: 96-px lung crops before alignment)")
     parser.add_argument("--search", choices=["coarse-to-fine", "exhaustive"], default="exhaustive",
                         help="fast-mode circle search")
     parser.add_argument("--stress-k", type=float, default=None,

@@ -79,7 +79,7 @@ class Phantom:
 
 def make_phantom(site: str, seed: int, healthy: bool = False, n_slices: int | None = None, in_plane: int = 512,
                  pixel_mm: float | None = None, slice_mm: float | None = None,
-                 tumour_kinds: tuple[str, ...] | None = None) -> Phantom:
+                 tumour_kinds: tuple[str, ...] | None = None, pet_noise: bool = True) -> Phantom:
     """Generate a deterministic PET-CT phantom.
 
     Args:
@@ -93,6 +93,9 @@ def make_phantom(site: str, seed: int, healthy: bool = False, n_slices: int | No
         slice_mm: slice thickness in mm; with ``n_slices`` given too, a centred slab is generated.
         tumour_kinds: exact tumour kinds to place (see ``LUNG_KINDS`` / ``HN_KINDS``); default 1-4
             drawn per seed. Ignored when ``healthy``.
+        pet_noise: add the PET's counting noise (default). Without it the PET is the scanner-blurred
+            true SUV of the same phantom, everything else identical: the noise-free truth that
+            ``benchmarks/bench_pet_ceiling.py`` scores inpainters against.
 
     Returns:
         The :class:`Phantom`.
@@ -118,7 +121,7 @@ def make_phantom(site: str, seed: int, healthy: bool = False, n_slices: int | No
     patchy = smooth_field(streams[2], grid, 14.0)     # shared by lung CT texture and PET heterogeneity
     ct, noise_hu = _synthesise_ct(anatomy, grid, streams[2], tumours, patchy)
     activity = _true_activity(anatomy, tumours, patchy)
-    pet = _synthesise_pet(activity, grid, origin, streams[3])
+    pet = _synthesise_pet(activity, grid, origin, streams[3], pet_noise)
     label = np.zeros(grid.shape, dtype=np.uint8)
     for tumour in tumours:
         label.flat[tumour.index] = 1
@@ -225,7 +228,8 @@ def pet_grid(ct_grid_spacing: tuple[float, float, float], ct_shape: tuple[int, i
     return (n, n, nz), (pet_px, pet_px, ct_grid_spacing[2]), origin
 
 
-def _synthesise_pet(activity: np.ndarray, grid: Grid, ct_origin, rng: np.random.Generator) -> Volume:
+def _synthesise_pet(activity: np.ndarray, grid: Grid, ct_origin, rng: np.random.Generator,
+                    noise: bool = True) -> Volume:
     """Blur the true SUV to the scanner resolution, sample it on the PET grid, add counting noise.
 
     The CT-grid activity is first averaged over ``k x k`` pixel blocks (``k`` = whole CT pixels per
@@ -248,6 +252,8 @@ def _synthesise_pet(activity: np.ndarray, grid: Grid, ct_origin, rng: np.random.
     reference.SetSpacing(spacing)
     reference.SetOrigin(origin)
     signal = sitk.GetArrayFromImage(sitk.Resample(image, reference, sitk.Transform(), sitk.sitkLinear, 0.0))
+    if not noise:
+        return Volume(np.clip(signal, 0, None).astype(np.float32), spacing, origin, source="phantom:pet")
     gain = float(rng.uniform(0.02, 0.04))            # SUV variance per SUV (count level of the scan)
     noise = _correlated_noise(rng, signal.shape, 0.6)
     pet = np.clip(signal + np.sqrt(gain * np.clip(signal, 0, None)) * noise, 0, None).astype(np.float32)

@@ -212,6 +212,19 @@ def test_pet_noise_is_scaled_to_the_signal(lung_cases):
     assert np.abs(high_noise[low]).mean() < np.abs(high_noise[pet[:, :, 1:] > 1.5]).mean()
 
 
+def test_pet_without_counting_noise_is_the_same_phantoms_smooth_truth():
+    noisy = make_phantom("lung", 4, healthy=True, **SMALL)
+    clean = make_phantom("lung", 4, healthy=True, pet_noise=False, **SMALL)
+    assert np.array_equal(noisy.ct.array, clean.ct.array)  # only the PET changes
+    assert clean.pet.array.shape == noisy.pet.array.shape and clean.pet.origin == noisy.pet.origin
+    noise = noisy.pet.array - clean.pet.array
+    body = clean.pet.array > 1.0
+    assert abs(float(noise[body].mean())) < 0.05 < float(noise[body].std())  # zero-mean noise was added
+    # what was removed is the counting noise: variance = gain x signal, gain drawn in [0.02, 0.04]
+    gain = float((noise[body] ** 2).mean() / clean.pet.array[body].mean())
+    assert 0.015 < gain < 0.05, gain
+
+
 def test_write_and_read_back_exactly(tmp_path):
     p = make_phantom("hn", 2, **SMALL)
     out = write_phantom(p, tmp_path / "case")
