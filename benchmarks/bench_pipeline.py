@@ -201,7 +201,8 @@ def main(argv=None) -> None:
     parser.add_argument("--reference-passes", type=int, default=3,
                         help="with --reference-slices 0: whole-slice passes timed directly for the extrapolation")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--batch-size", type=int, default=16, help="ONNX Runtime images per forward pass")
+    parser.add_argument("--batch-size", type=int, default=PipelineParams().batch_size,
+                        help="images per forward pass (default: the pipeline's, as segment and the app run)")
     args = parser.parse_args(argv)
 
     stages = {}
