@@ -18,7 +18,7 @@ SITES = {"lung": "Lung", "hn": "Head and neck"}
 MODALITY_TITLES = {"petct": "PET-CT", "ct": "CT", "pet": "PET"}
 ARCHITECTURES = {"gconv_lap": "GConv-Lap (paper, default)", "gconv": "GConv (comparison)",
                  "pconv": "PConv (comparison)"}
-SIZES = {"compact": "Compact (CPU friendly)", "light": "Light (4x faster circle search, 4 levels)",
+SIZES = {"compact": "Compact (CPU friendly)", "light": "Light (4x faster circle search, 4 levels; found fewer tumours in our lung test)",
          "paper": "Paper (64…512 channels, 8 levels)"}
 # Crops must be multiples of the U-Net's 2 ** depth (training.networks: compact 5 levels, light 4, paper 8).
 SIZE_MULTIPLE = {"compact": 32, "light": 16, "paper": 256}
