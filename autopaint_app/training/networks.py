@@ -115,9 +115,8 @@ class NetworkConfig:
 
     @classmethod
     def named(cls, size: str, arch: str = "gconv", in_channels: int = 1) -> NetworkConfig:
-        """A named configuration: ``"compact"`` (default), ``"light"`` or ``"paper"``."""
-        if size == "paper":
-            return cls.paper(arch, in_channels)
+        """A named configuration: ``"compact"`` (default), ``"light"`` or ``"paper"`` (with the paper's
+        kernels for their depth, so ``named("paper")`` is :meth:`paper`)."""
         return cls.with_widths(NAMED_WIDTHS[size], arch, in_channels)
 
     @classmethod
