@@ -69,6 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--val-set", type=Path, default=None, help="the run's val_set.npz (default: beside checkpoints/)")
     _add_overwrite(export)
 
+    quantize = commands.add_parser("quantize", help="int8 twin of a float model for fast mode (records the "
+                                                    "pipeline's inputs on a calibration case)")
+    quantize.add_argument("--model", type=Path, required=True, help="float ONNX model with its .json card beside it")
+    quantize.add_argument("--calibration-case", type=Path, required=True,
+                          help="case folder (of the model's site) whose fast-mode crops calibrate the int8 ranges; "
+                               "not a case you will evaluate on")
+    quantize.add_argument("--slices", default=None, metavar="A:B", help="slices of that case to run (default: all)")
+    quantize.add_argument("--crops", type=int, default=96, help="crops that calibrate (default 96)")
+    quantize.add_argument("--check-crops", type=int, default=96,
+                          help="other crops on which the twin is compared with the float model (default 96)")
+    quantize.add_argument("--val-set", type=Path, default=None,
+                          help="the float model's training-run val_set.npz, to validate the twin like the float card")
+    quantize.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: one per core)")
+    quantize.add_argument("--out", type=Path, default=None, help="default: <model>.int8.onnx beside the model")
+    _add_overwrite(quantize)
+
     _add_segment_parsers(commands)
     _add_model_eval_parser(commands)
 
@@ -83,9 +99,13 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modality", choices=["ct", "pet", "petct"], required=True,
                         help="channels the network sees")
     parser.add_argument("--model", type=Path, default=None,
-                        help="ONNX model (default: models/<site>_<modality>_gconv_lap.onnx)")
+                        help="ONNX model (default: models/<site>_<modality>_gconv_lap.onnx, or its int8 twin, "
+                             "see --precision)")
     parser.add_argument("--mode", choices=["fast", "reference"], default="fast",
                         help="fast: local crops, batched (default); reference: the paper's whole-slice passes")
+    parser.add_argument("--precision", choices=["auto", "float32", "int8"], default="auto",
+                        help="which default model: auto (default) = the int8 twin (<name>.int8.onnx) in fast mode "
+                             "when one is installed, the float model in reference mode; ignored with --model")
     parser.add_argument("--threads", type=int, default=None, help="ONNX Runtime threads (default: one per core)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     tuning = parser.add_argument_group("pipeline parameters (default: the paper's for the site)")

@@ -156,7 +156,7 @@ def _demo_autopaint(case_folder: Path, out: Path, truth: np.ndarray, overwrite: 
     from autopaint_app.core.model_store import default_model_path
 
     try:
-        model = default_model_path("lung", "petct")
+        model = default_model_path("lung", "petct", precision="auto", mode="fast")  # what segment would pick
     except InputError as exc:
         return {"skipped": f"no AutoPaint model installed ({exc.problem})"}
     argv = ["segment", "--case", str(case_folder), "--site", "lung", "--modality", "petct",
@@ -192,6 +192,29 @@ def run_export(args) -> dict:
     return {"out": str(args.out), "card": str(Path(args.out).with_suffix(".json")), "params": card["params"],
             "onnx_parity_max_abs": card["onnx_parity_max_abs"], "validation": {
                 key: card["validation"].get(key) for key in ("crops", "model", "biharmonic")}}
+
+
+def run_quantize(args) -> None:
+    """Float model -> int8 twin + card; prints what it measured (nothing returned to print)."""
+    import shlex
+    import sys
+
+    from autopaint_app.training.quantize import describe, int8_path_for, parse_slices, quantize_model
+
+    command = "autopaint-cli " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["quantize"] else None
+    for name in ("crops", "check_crops"):
+        if getattr(args, name) < CALIBRATION_MINIMUM:
+            raise InputError(f"--{name.replace('_', '-')}", f"must be at least {CALIBRATION_MINIMUM}, "
+                                                            f"got {getattr(args, name)}")
+    card = quantize_model(args.model, args.calibration_case, args.out, slices=parse_slices(args.slices),
+                          crops=args.crops, check_crops=args.check_crops, val_set=args.val_set,
+                          overwrite=args.overwrite, threads=args.threads, command=command)
+    for line in describe(card, Path(args.out) if args.out is not None else int8_path_for(args.model)):
+        print(line)
+    return None
+
+
+CALIBRATION_MINIMUM = 8  # one batch
 
 
 def _refuse_existing(path: Path, overwrite: bool) -> None:

@@ -32,7 +32,8 @@ def run_evaluate(args) -> None:
     refuse_existing(args.out, OUTPUTS, args.overwrite)
     params = pipeline_params(args)
     found = find_cases_in(args.cases)
-    predictor = load_predictor(args.model, args.site, args.modality, args.threads, params.batch_size)
+    predictor = load_predictor(args.model, args.site, args.modality, args.threads, params.batch_size,
+                               precision=args.precision, mode=params.mode)
     scored = []
     for number, files in enumerate(found, start=1):
         scored.append(_score_one(files, args, predictor, params, f"{number}/{len(found)} {files.case_id}"))

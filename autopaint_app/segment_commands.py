@@ -85,8 +85,11 @@ def load_for_modality(files, modality: str) -> Case:
 
 
 def load_predictor(model_path: Path | None, site: str, modality: str, threads: int | None, batch_size: int,
-                   card_windows: bool = True):
+                   card_windows: bool = True, precision: str = "float32", mode: str = "fast"):
     """The ONNX model (``--model`` or the default for site and modality), checked against the preset.
+
+    ``precision`` and ``mode`` choose between a default model and its int8 twin
+    (:func:`~autopaint_app.core.model_store.default_model_path`); a ``--model`` is used as given.
 
     ``card_windows``: the caller normalises with the card's windows (``core.segment.segment_case``
     does, via ``presets.preset_for_model``), so a model trained with custom windows is fine; False
@@ -94,7 +97,8 @@ def load_predictor(model_path: Path | None, site: str, modality: str, threads: i
     """
     from autopaint_app.core.inpaint_model import InpaintModel  # onnxruntime only when a model is needed
 
-    path = model_path if model_path is not None else default_model_path(site, modality)
+    path = model_path if model_path is not None else default_model_path(site, modality, precision=precision,
+                                                                         mode=mode)
     model = InpaintModel.load(path, threads=threads, batch_size=batch_size)
     preset = get_preset(site)
     if model.card.site != site:
@@ -176,7 +180,8 @@ def run_segment(args) -> dict:
     files = case_files_from_args(args)
     case = load_for_modality(files, args.modality)
     load_s = time.perf_counter() - started
-    predictor = load_predictor(args.model, args.site, args.modality, args.threads, params.batch_size)
+    predictor = load_predictor(args.model, args.site, args.modality, args.threads, params.batch_size,
+                               precision=args.precision, mode=params.mode)
     slices = resolve_slices(wanted, case.reference.shape[0])
     job = segment_case(case, args.site, args.modality, predictor, params, slices, args.ooi)
     segmentation = run_job(job, ProgressBar(False if args.no_progress else None, "segment"))

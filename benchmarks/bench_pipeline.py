@@ -77,7 +77,8 @@ class CostMatchedFake:
 
 
 def count_conv_flops(onnx_path: Path, channels: int, size: int) -> float | None:
-    """FLOPs (2 x MACs) of every Conv for one ``size`` x ``size`` image; None without ``onnx`` or shapes."""
+    """FLOPs (2 x MACs) of every Conv (and int8 QLinearConv) for one ``size`` x ``size`` image; None without
+    ``onnx`` or shapes."""
     try:
         import onnx
         from onnx import shape_inference
@@ -97,9 +98,11 @@ def count_conv_flops(onnx_path: Path, channels: int, size: int) -> float | None:
     for node in model.graph.node:
         if node.op_type == "ConvTranspose":
             return None                                        # not counted; the U-Nets here upsample by Resize
-        if node.op_type != "Conv" or node.input[1] not in weights:
+        # an int8 twin's QLinearConv (x, x_scale, x_zero, w, ...): the same multiply-adds, on int8
+        weight_index = {"Conv": 1, "QLinearConv": 3}.get(node.op_type)
+        if weight_index is None or node.input[weight_index] not in weights:
             continue
-        w = weights[node.input[1]]                             # (Cout, Cin/group, kh, kw)
+        w = weights[node.input[weight_index]]                  # (Cout, Cin/group, kh, kw)
         out = shapes.get(node.output[0])
         if not out or 0 in out:
             return None
@@ -181,7 +184,12 @@ def exhaustive_holes(result, ooi_w) -> int:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=None, help="ONNX model (default: shipped lung_petct model)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="ONNX model for fast mode (default: what segment runs, the shipped lung PET-CT model's "
+                             "int8 twin when installed)")
+    parser.add_argument("--reference-model", type=Path, default=None,
+                        help="ONNX model for reference mode (default: the shipped float model when --model is not "
+                             "given, else --model), so that the agreement covers the quantisation")
     parser.add_argument("--fake", action="store_true", help="use the cost-matched fake even when a model exists")
     parser.add_argument("--seed", type=int, default=7, help="phantom seed")
     parser.add_argument("--slices", type=int, default=None, help="phantom slices (default: whole chest, 100)")
@@ -219,6 +227,10 @@ def main(argv=None) -> None:
     prepared = prepare_case(phantom.ct, phantom.pet, LUNG, "petct")
     stages["prepare"] = time.perf_counter() - start
     predictor, flops_per_pixel, which = load_predictor(args)
+    reference_predictor, reference_which = predictor, which
+    reference_path = args.reference_model or (default_reference_path() if args.model is None and not args.fake else None)
+    if reference_path is not None and reference_path != getattr(predictor, "path", None):
+        reference_predictor, _, reference_which = load_predictor(args, reference_path)
 
     params = PipelineParams.from_preset(LUNG, mode="fast", crop_size_px=args.crop, circle_search=args.search,
                                         crop_context_ratio=args.context,
@@ -232,11 +244,12 @@ def main(argv=None) -> None:
     ooi_w = working_ooi(prepared, ooi)
     if args.reference_slices > 0:
         subset = pick_reference_slices(fast, args.reference_slices, tumour_slices[len(tumour_slices) // 2:][:1])
-        reference, reference_subset_s = run(prepared, ooi, predictor, params.with_changes(mode="reference"), subset)
+        reference, reference_subset_s = run(prepared, ooi, reference_predictor, params.with_changes(mode="reference"),
+                                            subset)
         per_hole = reference_subset_s / max(reference.stats["holes_inpainted"], 1)
     else:
         subset, reference, reference_subset_s = [], None, 0.0
-        per_hole = whole_slice_pass_seconds(predictor, prepared, ooi_w, sorted(fast.slices)[0], args.reference_passes)
+        per_hole = whole_slice_pass_seconds(reference_predictor, prepared, ooi_w, sorted(fast.slices)[0], args.reference_passes)
     reference_holes = exhaustive_holes(fast, ooi_w)
     reference_s = per_hole * reference_holes
 
@@ -249,6 +262,8 @@ def main(argv=None) -> None:
     load = os.getloadavg()
 
     print(f"predictor       : {which}")
+    if reference_predictor is not predictor:
+        print(f"reference model : {reference_which}")
     print(f"machine         : {os.cpu_count()} CPUs, load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
           f"(1/5/15 min) at the end (other processes share the CPU: wall times are upper bounds)")
     print(f"case            : lung PET-CT phantom seed {args.seed}, CT {phantom.ct.shape} (z, y, x), "
@@ -278,7 +293,8 @@ def main(argv=None) -> None:
     if args.stress_k is not None and reference is not None:
         stressed = params.with_changes(outlier_k=args.stress_k)
         fast_k, fast_k_s = run(prepared, ooi, predictor, stressed, subset)
-        reference_k, reference_k_s = run(prepared, ooi, predictor, stressed.with_changes(mode="reference"), subset)
+        reference_k, reference_k_s = run(prepared, ooi, reference_predictor, stressed.with_changes(mode="reference"),
+                                         subset)
         print(f"stressed k={args.stress_k:<4}: fast {fast_k_s:.1f} s vs reference {reference_k_s:.1f} s on the same "
               f"slices ({reference_k_s / fast_k_s:.1f} x); {agreement(fast_k, reference_k, subset, params.threshold)}")
     if args.compare_exhaustive:
@@ -321,12 +337,20 @@ def compare_exhaustive(prepared, ooi, predictor, params, fast, fast_s, only, str
           f"{agreement(new, exhaustive, sorted(new.slices), params.threshold)}")
 
 
-def load_predictor(args):
+def default_reference_path() -> Path | None:
+    """The model `segment --mode reference` runs (the float one), or None when none is installed."""
+    try:
+        return default_model_path("lung", "petct", precision="auto", mode="reference")
+    except Exception:
+        return None
+
+
+def load_predictor(args, model_path=None):
     """``(predictor, conv FLOPs per input pixel, description)``: the ONNX model, or the cost-matched fake."""
-    model_path = args.model
+    model_path = model_path or args.model
     if model_path is None and not args.fake:
-        try:
-            model_path = default_model_path("lung", "petct")
+        try:  # what `segment` runs in fast mode: the int8 twin when one is installed
+            model_path = default_model_path("lung", "petct", precision="auto", mode="fast")
         except Exception:
             model_path = None
     if model_path is None:

@@ -25,7 +25,7 @@ from PySide6.QtCore import QObject, QStandardPaths, QTimer, Signal
 from autopaint_app.core import metrics
 from autopaint_app.core.autopaint import AutopaintResult, PipelineParams
 from autopaint_app.core.errors import InputError
-from autopaint_app.core.model_store import models_dir
+from autopaint_app.core.model_store import default_model_path, models_dir
 from autopaint_app.core.presets import MODALITY_CHANNELS, get_preset
 from autopaint_app.gui.autopaint_jobs import (MODALITY_TITLES, ModelChoice, ModelReady, PreparedReady, RunOutcome,
                                               RunRequest, SliceReady, autopaint_steps, case_modalities, load_predictor,
@@ -157,6 +157,16 @@ class PipelineSession(QObject):
         return choice
 
     def _default_model(self) -> ModelChoice | None:
+        """What ``autopaint-cli segment`` would use (the app runs fast mode: the int8 twin when there is
+        one), else the first listed model of the site and modality."""
+        try:
+            default = default_model_path(self.site, self.modality, models_dir(), precision="auto", mode="fast")
+        except InputError:
+            default = None
+        chosen = next((m for m in self.models if default is not None and m.path is not None
+                       and m.path.resolve() == default.resolve()), None)
+        if chosen is not None:
+            return chosen
         wanted = MODALITY_CHANNELS[self.modality]
         matching = [m for m in self.models if m.channels == wanted and m.name.startswith(self.site + "_")]
         return (matching or [m for m in self.models if m.channels == wanted] or self.models or [None])[0]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -105,6 +106,27 @@ def test_the_default_model_is_found_by_site_and_modality(lung_phantom, tiny_mode
     (tmp_path / "models").mkdir()
     (tmp_path / "models/lung_petct_gconv_lap.onnx").write_bytes((tiny_models / "lung_petct_test.onnx").read_bytes())
     assert default_model_path("lung", "petct", tmp_path / "models").name == "lung_petct_gconv_lap.onnx"
+
+
+def test_fast_mode_uses_the_int8_twin_and_reference_mode_the_float_model(lung_phantom, tiny_models, tmp_path,
+                                                                          monkeypatch):
+    case, _ = lung_phantom
+    folder = tmp_path / "models"
+    folder.mkdir()
+    for name in ("lung_petct_gconv_lap.onnx", "lung_petct_gconv_lap.int8.onnx"):  # the twin: another file, same graph
+        (folder / name).write_bytes((tiny_models / "lung_petct_test.onnx").read_bytes())
+        (folder / name).with_suffix(".json").write_bytes((tiny_models / "lung_petct_test.json").read_bytes())
+    monkeypatch.setenv(MODELS_ENV, str(folder))
+
+    def model_used(out, *extra):
+        run = _segment(case, tmp_path / out, "--slices", "5:6", *extra)
+        assert run.code == 0, run.err
+        return Path(json.loads((tmp_path / out / "summary.json").read_text())["model"]["path"]).name
+
+    assert model_used("fast") == "lung_petct_gconv_lap.int8.onnx"
+    assert model_used("reference", "--mode", "reference") == "lung_petct_gconv_lap.onnx"
+    assert model_used("float", "--precision", "float32") == "lung_petct_gconv_lap.onnx"
+    assert model_used("given", "--model", str(folder / "lung_petct_gconv_lap.onnx")) == "lung_petct_gconv_lap.onnx"
 
 
 def test_a_missing_default_model_says_what_to_do(lung_phantom, tmp_path, monkeypatch):

@@ -6,6 +6,7 @@ same code can be pointed at a folder of candidate models before they are committ
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -31,8 +32,17 @@ PREFILL_STENCILS = (np.array([[0, 0.25, 0], [0.25, 0, 0.25], [0, 0.25, 0]], np.f
 PARITY_LIMIT = 1e-4  # ONNX Runtime vs PyTorch at export (measured ~2e-7)
 
 
+# <site>_<modality> with an int8 twin (<name>.int8.onnx) that fast mode uses by default.
+SHIPPED_INT8 = ("lung_petct",)
+INT8_MEAN_ABS_LIMIT = 0.005  # int8 vs float inside the holes of the pipeline's crops (measured 0.0015)
+
+
 def model_path(folder: Path, name: str) -> Path:
     return Path(folder) / f"{name}_{ARCH}.onnx"
+
+
+def int8_model_path(folder: Path, name: str) -> Path:
+    return Path(folder) / f"{name}_{ARCH}.int8.onnx"
 
 
 def check_files(folder: Path, name: str) -> None:
@@ -177,3 +187,42 @@ def test_shipped_model_obeys_the_contract_on_cpu(name):
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_model_matches_its_card(name):
     check_card(SHIPPED_DIR, name)
+
+
+def check_int8_twin(folder: Path, name: str) -> None:
+    """The twin: small, made from the float model beside it (same bytes), close to it, better than biharmonic."""
+    path, float_path = int8_model_path(folder, name), model_path(folder, name)
+    assert path.is_file() and path.with_suffix(".json").is_file(), f"missing int8 twin {path}"
+    assert path.stat().st_size <= MAX_BYTES
+    card = read_card(path.with_suffix(".json"))
+    float_card = read_card(float_path.with_suffix(".json"))
+    raw = card.raw
+    assert raw["precision"] == "int8"
+    assert (card.channels, card.site, card.ct_window, card.suv_window, card.size_multiple) == (
+        float_card.channels, float_card.site, float_card.ct_window, float_card.suv_window, float_card.size_multiple)
+    assert raw["quantized_from"] == {"file": float_path.name,
+                                     "sha256": hashlib.sha256(float_path.read_bytes()).hexdigest()}, \
+        "the twin was made from another version of the float model: quantise again"
+    assert raw["int8_vs_float"]["crops"] >= 64 and raw["int8_vs_float"]["mean_abs_in_holes"] < INT8_MEAN_ABS_LIMIT
+    graph = onnx.load(str(path)).graph
+    assert sum(n.op_type == "QLinearConv" for n in graph.node) >= 10
+    assert sorted(n.name for n in graph.node if n.op_type == "Conv") == sorted(raw["quantization"]["convs_kept_float32"])
+    validation, held_out = raw["validation"], raw["held_out"]
+    assert validation["crops"] and "note" not in validation  # measured on the twin itself
+    assert "model-eval" in held_out["command"] and ".int8.onnx" in held_out["command"]
+    for metric in ("psnr_hole", "ssim_hole"):
+        assert validation["model"][metric] > validation["biharmonic"][metric]
+        assert held_out["pooled"]["model"][metric] > held_out["pooled"]["biharmonic"][metric]
+
+
+@pytest.mark.parametrize("name", SHIPPED_INT8)
+def test_shipped_int8_twin_matches_its_float_model_and_card(name):
+    check_int8_twin(SHIPPED_DIR, name)
+
+
+@pytest.mark.parametrize("name", SHIPPED_INT8)
+def test_shipped_int8_twin_obeys_the_contract_on_cpu(name, tmp_path):
+    # check_contract by name: the twin under the float model's name in a folder of its own
+    for suffix in (".onnx", ".json"):
+        (tmp_path / f"{name}_{ARCH}{suffix}").symlink_to(int8_model_path(SHIPPED_DIR, name).with_suffix(suffix))
+    check_contract(tmp_path, name)

@@ -1,7 +1,8 @@
 """AutoPaint in the window with the shipped lung PET-CT model on a small phantom (issue 5, item 8).
 
-The model is the default one of the models folder (``models/``, or ``$AUTOPAINT_MODELS_DIR``):
-``core.model_store.default_model_path("lung", "petct")``. The run is restricted to the phantom's
+The model is the default one of the models folder (``models/``, or ``$AUTOPAINT_MODELS_DIR``) for
+fast mode, which the app runs: ``core.model_store.default_model_path("lung", "petct", precision="auto")``
+(the int8 twin when one is installed). The run is restricted to the phantom's
 slice with the most tumour and to a stride of one radius (about a third of the default circles),
 so it stays fast on a busy 2-core machine.
 """
@@ -36,7 +37,8 @@ def test_shipped_model_segments_a_small_phantom(qtbot, tmp_path, dialogs, small_
     with qtbot.waitSignal(window.state.case_loaded, timeout=60000):
         window.open_source(small_phantom)
     state, pipeline = window.state, window.pipeline
-    assert pipeline.model is not None and pipeline.model.path == default_model_path("lung", "petct").resolve()
+    expected = default_model_path("lung", "petct", precision="auto", mode="fast").resolve()
+    assert pipeline.model is not None and pipeline.model.path == expected
     assert pipeline.modality == "petct" and pipeline.model.channels == ("ct", "pet")
     truth = state.loaded.case.label.array > 0
     z = int(np.argmax(truth.sum(axis=(1, 2))))
