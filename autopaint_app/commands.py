@@ -196,11 +196,13 @@ def run_export(args) -> dict:
 
 def run_quantize(args) -> None:
     """Float model -> int8 twin + card; prints what it measured (nothing returned to print)."""
+    import importlib.util
     import shlex
     import sys
 
+    if importlib.util.find_spec("onnx") is None:  # onnxruntime's quantisation tools need it; the app does not
+        raise InputError(None, "quantize needs the onnx package: pip install -e '.[train]'")
     from autopaint_app.training.quantize import describe, int8_path_for, parse_slices, quantize_model
-
     command = "autopaint-cli " + shlex.join(sys.argv[1:]) if sys.argv[1:2] == ["quantize"] else None
     for name in ("crops", "check_crops"):
         if getattr(args, name) < CALIBRATION_MINIMUM:

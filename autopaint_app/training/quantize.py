@@ -60,18 +60,30 @@ def int8_path_for(float_path: str | os.PathLike) -> Path:
     return path.with_name(path.name[:-len(".onnx")] + INT8_SUFFIX)
 
 
+# Enough crops to draw from, and a bound on memory (4 096 lung crops of 2 x 128 x 128 float32 are
+# ~0.5 GB; a whole case would feed ~20 000): the run stops once this many have been recorded.
+MAX_RECORDED_CROPS = 4096
+
+
+class _EnoughRecorded(Exception):
+    pass
+
+
 class _Recorder:
     """A predictor that records what the pipeline feeds the network, then runs the float model."""
 
     def __init__(self, model: InpaintModel):
-        self.model, self.images, self.masks = model, [], []
+        self.model, self.images, self.masks, self.count = model, [], [], 0
 
     def __getattr__(self, name):  # card, channels, size_multiple, ... of the wrapped model
         return getattr(self.model, name)
 
     def __call__(self, image: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        if self.count >= MAX_RECORDED_CROPS:
+            raise _EnoughRecorded
         self.images.append(image.copy())
         self.masks.append(mask.copy())
+        self.count += len(image)
         return self.model(image, mask)
 
 
@@ -91,7 +103,10 @@ def record_network_inputs(model: InpaintModel, case_dir: str | os.PathLike, slic
     recorder = _Recorder(model)
     modality = modality_of(model.channels)
     run = segment_case(case, model.card.site, modality, recorder, slices=slices)
-    for _ in run:
+    try:
+        for _ in run:
+            pass
+    except _EnoughRecorded:  # the first slices gave enough; the rest of the run is not needed
         pass
     by_size: dict[tuple[int, ...], list[int]] = {}
     for index, image in enumerate(recorder.images):

@@ -126,3 +126,14 @@ def test_cli_reports_a_missing_model_in_one_line(tmp_path):
                            "--calibration-case", str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.startswith("error: ") and "nope" in done.stderr
+
+
+def test_recording_stops_once_enough_crops_are_held(float_model, calibration_case, monkeypatch):
+    from autopaint_app.training import quantize
+
+    monkeypatch.setattr(quantize, "MAX_RECORDED_CROPS", 40)
+    model = InpaintModel.load(float_model, threads=1)
+    (images, _), (check, _), facts = quantize.record_network_inputs(model, calibration_case, None, 8, 8)
+    batch = model.batch_size
+    assert 40 <= facts["crops_recorded"] < 40 + batch  # the whole 16-slice case would feed hundreds
+    assert images.shape[1:] == (2, 100, 100) and len(images) == len(check) == 8
