@@ -44,9 +44,10 @@ from autopaint_app.core.ooi import compute_ooi  # noqa: E402
 from autopaint_app.core.phantom import make_phantom  # noqa: E402
 from autopaint_app.core.preprocess import prepare_case, resample_pet_to_ct  # noqa: E402
 from autopaint_app.core.presets import LUNG  # noqa: E402
+from benchmarks.flops import contract_shapes, conv_flops, matmul_gflops  # noqa: E402
 
 # Conv FLOPs per input pixel of the compact GConv-Lap (widths 32..128, 2.18 M parameters), counted
-# from its ONNX graph with count_conv_flops() at 128 x 128 (2 x MACs): 2.22 GFLOP per 128-px crop.
+# from its ONNX graph with flops.conv_flops() at 128 x 128 (2 x MACs): 2.22 GFLOP per 128-px crop.
 COMPACT_FLOPS_PER_PIXEL = 1.354e5
 
 
@@ -74,48 +75,6 @@ class CostMatchedFake:
             for c in range(image.shape[1]):
                 out[i, c][hole] = image[i, c][ring].mean() if ring.any() else 0.0
         return out
-
-
-def count_conv_flops(onnx_path: Path, channels: int, size: int) -> float | None:
-    """FLOPs (2 x MACs) of every Conv (and int8 QLinearConv) for one ``size`` x ``size`` image; None without
-    ``onnx`` or shapes."""
-    try:
-        import onnx
-        from onnx import shape_inference
-    except ImportError:
-        return None
-    model = onnx.load(str(onnx_path))
-    for tensor in model.graph.input:
-        dims = tensor.type.tensor_type.shape.dim
-        for dim, value in zip(dims, (1, channels if tensor.name == "image" else 1, size, size)):
-            dim.ClearField("dim_param")
-            dim.dim_value = value
-    model = shape_inference.infer_shapes(model)
-    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim]
-              for v in list(model.graph.value_info) + list(model.graph.output) + list(model.graph.input)}
-    weights = {t.name: list(t.dims) for t in model.graph.initializer}
-    flops = 0.0
-    for node in model.graph.node:
-        if node.op_type == "ConvTranspose":
-            return None                                        # not counted; the U-Nets here upsample by Resize
-        # an int8 twin's QLinearConv (x, x_scale, x_zero, w, ...): the same multiply-adds, on int8
-        weight_index = {"Conv": 1, "QLinearConv": 3}.get(node.op_type)
-        if weight_index is None or node.input[weight_index] not in weights:
-            continue
-        w = weights[node.input[weight_index]]                  # (Cout, Cin/group, kh, kw)
-        out = shapes.get(node.output[0])
-        if not out or 0 in out:
-            return None
-        flops += 2.0 * int(np.prod(out)) * int(np.prod(w[1:]))
-    return flops
-
-
-def matmul_gflops(n: int = 2048, repeats: int = 3) -> float:
-    """Best-of float32 matmul GFLOP/s of this machine through numpy's BLAS."""
-    a = np.random.default_rng(0).standard_normal((n, n)).astype(np.float32)
-    a @ a
-    best = min(_timed(lambda: a @ a) for _ in range(repeats))
-    return 2 * n ** 3 / best / 1e9
 
 
 def _timed(function) -> float:
@@ -361,7 +320,10 @@ def load_predictor(args, model_path=None):
     from autopaint_app.core.inpaint_model import InpaintModel
 
     predictor = InpaintModel.load(model_path, threads=args.threads, batch_size=args.batch_size)
-    flops_per_pixel = (count_conv_flops(model_path, len(predictor.channels), 128) or float("nan")) / 128 ** 2
+    try:
+        flops_per_pixel = conv_flops(model_path, contract_shapes(len(predictor.channels), 128)) / 128 ** 2
+    except (ImportError, ValueError):  # no onnx package, or a graph whose conv sizes cannot be known
+        flops_per_pixel = float("nan")
     return predictor, flops_per_pixel, f"ONNX model {model_path} ({predictor.provider})"
 
 

@@ -25,7 +25,7 @@ def conv_flops(model, input_shapes: Mapping[str, Sequence[int]]) -> float:
             "mask": (1, 1, 128, 128)}``; every dynamic dimension of every input must be given.
 
     Returns:
-        Sum over Conv nodes of ``2 * prod(output shape) * (C_in / group) * kh * kw`` and over
+        Sum over Conv and QLinearConv nodes of ``2 * prod(output shape) * (C_in / group) * kh * kw`` and over
         ConvTranspose nodes of ``2 * prod(input shape) * (C_out / group) * kh * kw``.
 
     Raises:
@@ -55,16 +55,19 @@ def conv_flops(model, input_shapes: Mapping[str, Sequence[int]]) -> float:
         values = [attr.t for attr in node.attribute if attr.name == "value"]
         if node.op_type == "Constant" and values:
             weights[node.output[0]] = list(values[0].dims)
-    convolutions = [node for node in model.graph.node if node.op_type in ("Conv", "ConvTranspose")]
-    measured = {node.name: node.output[0] if node.op_type == "Conv" else node.input[0] for node in convolutions}
+    # an int8 twin's QLinearConv (x, x_scale, x_zero_point, w, ...) does the same multiply-adds on int8
+    weight_input = {"Conv": 1, "ConvTranspose": 1, "QLinearConv": 3}
+    convolutions = [node for node in model.graph.node if node.op_type in weight_input]
+    measured = {node.name: node.input[0] if node.op_type == "ConvTranspose" else node.output[0] for node in convolutions}
     unknown = [name for name in measured.values() if not shapes.get(name) or 0 in shapes[name]]
     if unknown:
         shapes.update(_shapes_by_running(model, input_shapes, unknown))
     flops = 0.0
     for node in convolutions:
-        if node.input[1] not in weights:
-            raise ValueError(f"{node.op_type} {node.name!r}: weight {node.input[1]!r} is not a constant")
-        kernel = weights[node.input[1]]  # Conv: (C_out, C_in/g, kh, kw); ConvTranspose: (C_in, C_out/g, kh, kw)
+        weight = node.input[weight_input[node.op_type]]
+        if weight not in weights:
+            raise ValueError(f"{node.op_type} {node.name!r}: weight {weight!r} is not a constant")
+        kernel = weights[weight]  # Conv: (C_out, C_in/g, kh, kw); ConvTranspose: (C_in, C_out/g, kh, kw)
         shape = shapes.get(measured[node.name])
         if not shape or 0 in shape:
             raise ValueError(f"{node.op_type} {node.name!r}: size of {measured[node.name]!r} unknown")

@@ -149,25 +149,19 @@ class _Batches(CalibrationDataReader):
         return next(self._items, None)
 
 
-def quantize_to(float_path: Path, out: Path, images: np.ndarray, masks: np.ndarray) -> list[str]:
-    """Write the int8 model to ``out`` (atomically); returns the convs kept in float."""
+def quantize_to(float_path: Path, target: str, images: np.ndarray, masks: np.ndarray) -> list[str]:
+    """Write the int8 model to ``target``; returns the convs kept in float."""
     keep = convs_kept_in_float(onnx.load(str(float_path)))
-    handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp.onnx", dir=out.parent)
-    os.close(handle)
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # quantize_static advises "pre-processing" on the root logger; it fails on our Resize
     try:
-        quantize_static(str(float_path), temporary, _Batches(images, masks), quant_format=QuantFormat.QOperator,
+        quantize_static(str(float_path), target, _Batches(images, masks), quant_format=QuantFormat.QOperator,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         op_types_to_quantize=["Conv"], calibrate_method=CalibrationMethod.MinMax,
                         nodes_to_exclude=keep)
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, out)
     finally:
         root.setLevel(level)
-        if os.path.exists(temporary):
-            os.unlink(temporary)
     return keep
 
 
@@ -204,10 +198,11 @@ def _validation(session, val_set: Path | None, float_card: dict) -> dict:
     if val_set is None:
         return {**float_card.get("validation", {}), "note": "the float model's validation (no --val-set given); "
                                                               "see int8_vs_float for the twin's difference"}
-    if not val_set.is_file():
-        raise InputError(val_set, "validation set not found")
-    with np.load(val_set) as stored:
-        images, masks, sources = stored["images"], stored["masks"], stored["sources"].tolist()
+    try:
+        with np.load(val_set) as stored:
+            images, masks, sources = stored["images"], stored["masks"], stored["sources"].tolist()
+    except (OSError, KeyError, ValueError) as error:
+        raise InputError(val_set, f"not a training run's val_set.npz ({error})") from None
     return {"crops": len(images), "crop_size": int(images.shape[-1]), "patients": sorted({s.split(":")[0] for s in sources}),
             "sources": sources, "scored_on": "composite (prediction in holes, known pixels elsewhere); channels pooled",
             "model": inpainting_metrics(_run(session, images, masks), images, masks),
@@ -238,19 +233,39 @@ def quantize_model(float_path: str | os.PathLike, calibration_case: str | os.Pat
             raise OutputExistsError(target)
     if not out.parent.is_dir():
         raise InputError(out.parent, "output folder does not exist")
+    if val_set is not None and not Path(val_set).is_file():
+        raise InputError(val_set, "validation set not found")
     model = InpaintModel.load(float_path, threads=threads)
     float_card = dict(read_card(card_path_for(float_path)).raw)
     if float_card.get("precision", "float32") != "float32":
         raise InputError(float_path, f"this model is already {float_card['precision']}: quantise the float model")
     (images, masks), (check_images, check_masks), facts = record_network_inputs(
         model, calibration_case, slices, crops, check_crops, seed)
+    handle, temporary = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp.onnx", dir=out.parent)
+    os.close(handle)
+    try:  # the model and its card appear together, once everything has been measured
+        card = _quantize_and_measure(float_path, temporary, float_card, images, masks, check_images, check_masks,
+                                     facts, val_set, threads, command)
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, out)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+    write_json(card, card_path_for(out), overwrite=True)
+    return card
+
+
+def _quantize_and_measure(float_path: Path, temporary: str, float_card: dict, images, masks, check_images,
+                          check_masks, facts: dict, val_set, threads: int | None, command: str | None) -> dict:
+    """Quantise into ``temporary`` and build the twin's card (comparison, speed, validation)."""
     started = time.perf_counter()
-    keep = quantize_to(float_path, out, images, masks)
+    crops = len(images)
+    keep = quantize_to(float_path, temporary, images, masks)
     options = onnxruntime.SessionOptions()
     if threads:
         options.intra_op_num_threads = threads
     sessions = [onnxruntime.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
-                for p in (float_path, out)]
+                for p in (float_path, temporary)]
     float_out, int8_out = (_run(s, check_images, check_masks) for s in sessions)
     speeds = [crops_per_second(s, check_images, check_masks) for s in sessions]
     card = {**float_card, "name": float_card.get("name", float_path.stem) + ".int8", "precision": "int8",
@@ -266,7 +281,6 @@ def quantize_model(float_path: str | os.PathLike, calibration_case: str | os.Pat
                                               "note": "measured once at quantisation time; the machine is noisy"}},
             "validation": _validation(sessions[1], Path(val_set) if val_set is not None else None, float_card)}
     card.pop("held_out", None)  # the float model's; measure the twin with model-eval
-    write_json(card, card_path_for(out), overwrite=True)
     return card
 
 

@@ -137,3 +137,15 @@ def test_recording_stops_once_enough_crops_are_held(float_model, calibration_cas
     batch = model.batch_size
     assert 40 <= facts["crops_recorded"] < 40 + batch  # the whole 16-slice case would feed hundreds
     assert images.shape[1:] == (2, 100, 100) and len(images) == len(check) == 8
+
+
+def test_a_bad_validation_set_leaves_no_half_written_twin(float_model, calibration_case, tmp_path):
+    out = tmp_path / "twin.onnx"
+    with pytest.raises(InputError, match="validation set not found"):
+        quantize_model(float_model, calibration_case, out=out, val_set=tmp_path / "none.npz", crops=8, check_crops=8)
+    corrupt = tmp_path / "val_set.npz"
+    corrupt.write_text("not an npz")
+    with pytest.raises(InputError) as error:
+        quantize_model(float_model, calibration_case, out=out, slices=SLICES, val_set=corrupt, crops=8, check_crops=8)
+    assert str(error.value).startswith(f"{corrupt}: not a training run's val_set.npz")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["val_set.npz"]  # no model, no card, no temporary file
