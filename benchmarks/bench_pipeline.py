@@ -156,7 +156,7 @@ def main(argv=None) -> None:
     parser.add_argument("--crop", type=int, default=None, help="fast-mode circle crop side before alignment (default: the rule, 96 for lung, fed one size multiple larger: 128 px for the compact net, 112 for the light one)")
     parser.add_argument("--context", type=float, default=0.7,
                         help="crop_context_ratio (default 0.7, the pipeline's: 96-px lung crops before alignment)")
-    parser.add_argument("--search", choices=["coarse-to-fine", "exhaustive"], default="exhaustive",
+    parser.add_argument("--search", choices=["coarse-to-fine", "exhaustive"], default=PipelineParams().circle_search,
                         help="fast-mode circle search")
     parser.add_argument("--stress-k", type=float, default=None,
                         help="also compare fast vs reference on the subset with this lower outlier_k, so that "
@@ -257,7 +257,8 @@ def main(argv=None) -> None:
         print(f"stressed k={args.stress_k:<4}: fast {fast_k_s:.1f} s vs reference {reference_k_s:.1f} s on the same "
               f"slices ({reference_k_s / fast_k_s:.1f} x); {agreement(fast_k, reference_k, subset, params.threshold)}")
     if args.compare_exhaustive:
-        compare_exhaustive(prepared, ooi, predictor, params, fast, fast_s, only, args.stress_k)
+        compare_exhaustive(prepared, ooi, predictor, params, fast, fast_s, only, args.stress_k,
+                           reference if args.stress_k is None else None, subset)
     print(f"arithmetic      : {flops_per_pixel / 1e6:.3f} MFLOP/pixel -> {achieved:.1f} GFLOP/s achieved in "
           f"fast-mode circle inference vs {roofline:.1f} GFLOP/s float32 matmul ({achieved / roofline:.0%})")
     print(f"peak RSS        : {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 ** 2:.2f} GB")
@@ -278,8 +279,10 @@ def whole_slice_pass_seconds(predictor, prepared, ooi_w, z: int, passes: int) ->
     return float(np.mean(seconds))
 
 
-def compare_exhaustive(prepared, ooi, predictor, params, fast, fast_s, only, stress_k) -> None:
-    """Fast mode with the exhaustive search (every circle, same crops) vs the chosen search, same slices.
+def compare_exhaustive(prepared, ooi, predictor, params, fast, fast_s, only, stress_k, reference=None,
+                       subset=()) -> None:
+    """Fast mode with the exhaustive search (every circle, same crops) vs the chosen search, same slices,
+    and vs ``reference`` (the reference-mode run on ``subset``) when given.
 
     With ``stress_k`` both run with that outlier threshold (so that decisions are not all empty).
     """
@@ -294,6 +297,9 @@ def compare_exhaustive(prepared, ooi, predictor, params, fast, fast_s, only, str
           f"slices: {exhaustive_s:.1f} s vs {params.circle_search} {new_s:.1f} s ({exhaustive_s / new_s:.1f} x); "
           f"{params.circle_search} vs it: "
           f"{agreement(new, exhaustive, sorted(new.slices), params.threshold)}")
+    if reference is not None:
+        print(f"exhaustive vs reference on those {len(subset)} slices: "
+              f"{agreement(exhaustive, reference, subset, params.threshold)}")
 
 
 def default_reference_path() -> Path | None:

@@ -103,6 +103,7 @@ class PipelineSession(QObject):
         self.models: list[ModelChoice] = []
         self.extra_models: list[ModelChoice] = []
         self.model: ModelChoice | None = None
+        self.model_chosen = False  # by the user (set_model), rather than the default for the mode
         self.prepared_cache: dict = {}
         self.model_cache: dict = {}
         self.provider = ""
@@ -131,7 +132,7 @@ class PipelineSession(QObject):
                 continue  # a model without a valid card cannot be run; it is simply not listed
         self.models = found + self.extra_models
         if self.model not in self.models:
-            self.model = self._default_model()
+            self.model, self.model_chosen = self._default_model(), False
         self.models_changed.emit()
 
     def add_model(self, choice: ModelChoice) -> None:
@@ -157,10 +158,11 @@ class PipelineSession(QObject):
         return choice
 
     def _default_model(self) -> ModelChoice | None:
-        """What ``autopaint-cli segment`` would use (the app runs fast mode: the int8 twin when there is
-        one), else the first listed model of the site and modality."""
+        """What ``autopaint-cli segment`` would use in the current mode (fast: the int8 twin when there
+        is one; reference: the float model), else the first listed model of the site and modality."""
         try:
-            default = default_model_path(self.site, self.modality, models_dir(), precision="auto", mode="fast")
+            default = default_model_path(self.site, self.modality, models_dir(), precision="auto",
+                                         mode=self.params.mode)
         except InputError:
             default = None
         chosen = next((m for m in self.models if default is not None and m.path is not None
@@ -173,8 +175,10 @@ class PipelineSession(QObject):
 
     # ------------------------------------------------------------------ settings
     def set_model(self, choice: ModelChoice) -> None:
-        """Use ``choice``; the modality follows the model's channels when the case has them."""
-        self.model = choice
+        """Use ``choice``; the modality follows the model's channels when the case has them.
+
+        A chosen model stays when the mode changes (the default one follows the mode)."""
+        self.model, self.model_chosen = choice, True
         if choice.channels is not None:
             modality = next((m for m, c in MODALITY_CHANNELS.items() if c == choice.channels), self.modality)
             if self.state.loaded is None or modality in case_modalities(self.state.loaded):
@@ -184,7 +188,8 @@ class PipelineSession(QObject):
     def set_site(self, site: str) -> None:
         """The site preset's radius, stride, minimum radius, dilations and top-k (mode kept)."""
         self.site = site
-        self.params = PipelineParams.from_preset(get_preset(site), mode=self.params.mode)
+        self.params = PipelineParams.from_preset(get_preset(site), mode=self.params.mode,
+                                                 circle_search=self.params.circle_search)
         self.settings_changed.emit()
 
     def set_modality(self, modality: str) -> None:
@@ -206,7 +211,10 @@ class PipelineSession(QObject):
         if params == self.params:
             return
         radius_changed = params.min_tumour_radius_px != self.params.min_tumour_radius_px
+        old_mode = self.params.mode
         self.params = params
+        if params.mode != old_mode and not self.model_chosen:  # reference: the float model; fast: its int8 twin
+            self.model = self._default_model()
         self.settings_changed.emit()
         if any(name in changes for name in DETECTION_FIELDS) and (self.result is not None or self.running):
             self._rerun_timer.start()
@@ -383,11 +391,12 @@ class PipelineSession(QObject):
         self.prepared_cache.clear()
         self.overlays.clear()
         self.site = self.state.loaded.site
-        self.params = PipelineParams.from_preset(get_preset(self.site), mode=self.params.mode)
+        self.params = PipelineParams.from_preset(get_preset(self.site), mode=self.params.mode,
+                                                 circle_search=self.params.circle_search)
         modalities = case_modalities(self.state.loaded)
         if self.modality not in modalities:
             self.modality = modalities[0]
         if self.model is None or (self.model.channels and self.model.channels != MODALITY_CHANNELS[self.modality]):
-            self.model = self._default_model()
+            self.model, self.model_chosen = self._default_model(), False
         self.settings_changed.emit()
         self.metrics_updated.emit(None)

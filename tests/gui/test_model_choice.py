@@ -103,3 +103,35 @@ def test_a_good_model_file_is_added_and_kept_open(panel_window, tmp_path, monkey
     assert dialogs.calls == [] and pipeline.model.path == chosen and pipeline.model.channels == ("ct",)
     assert panel_window.tuning_panel.model.currentText() == "lung_ct_mine (CT)"
     assert pipeline.model_cache[pipeline.model.key].channels == ("ct",)  # opened once, reused by the run
+
+
+def test_fast_mode_picks_the_int8_twin_and_reference_mode_the_float_model(qtbot, tmp_path, folders, dialogs):
+    from autopaint_app.gui.main_window import MainWindow
+
+    shipped, _ = folders
+    float_model = _model(shipped, "lung_petct_gconv_lap")
+    twin = _model(shipped, "lung_petct_gconv_lap.int8", precision="int8")
+    window = MainWindow(settings=QSettings(str(tmp_path / "settings.ini"), QSettings.Format.IniFormat))
+    qtbot.addWidget(window)
+    pipeline, panel = window.pipeline, window.tuning_panel
+    assert pipeline.params.mode == "fast" and pipeline.model.path == twin.resolve()
+    panel.mode.setCurrentIndex(panel.mode.findData("reference"))
+    panel.mode.activated.emit(panel.mode.currentIndex())
+    assert pipeline.params.mode == "reference" and pipeline.model.path == float_model.resolve()
+    assert not panel.search.isEnabled()  # reference mode inpaints every circle
+    panel.mode.setCurrentIndex(panel.mode.findData("fast"))
+    panel.mode.activated.emit(panel.mode.currentIndex())
+    assert pipeline.model.path == twin.resolve() and panel.search.isEnabled()
+    # a model the user chose stays chosen whatever the mode
+    pipeline.set_model(next(m for m in pipeline.models if m.path == float_model.resolve()))
+    pipeline.set_params(mode="reference")
+    pipeline.set_params(mode="fast")
+    assert pipeline.model.path == float_model.resolve()
+
+
+def test_the_search_choice_reaches_the_pipeline_parameters(panel_window):
+    pipeline, panel = panel_window.pipeline, panel_window.tuning_panel
+    assert pipeline.params.circle_search == "coarse-to-fine" == panel.search.currentData()
+    panel.search.setCurrentIndex(panel.search.findData("exhaustive"))
+    panel.search.activated.emit(panel.search.currentIndex())
+    assert pipeline.params.circle_search == "exhaustive"

@@ -19,6 +19,7 @@ from autopaint_app.gui.pipeline import PipelineSession
 
 SITES = {"lung": "Lung", "hn": "Head and neck"}
 MODES = {"fast": "Fast (local crops)", "reference": "Reference (whole slice)"}
+SEARCHES = {"coarse-to-fine": "Coarse-to-fine (~2.4x faster)", "exhaustive": "Exhaustive (every circle)"}
 FILE_ENTRY = "File…"
 ALL_SLICES, CROSSHAIR_SLICE, CROSSHAIR_SLAB = "All OOI slices", "Crosshair slice", "Crosshair ± 5 slices"
 
@@ -38,6 +39,12 @@ class TuningPanel(QGroupBox):
         self.mode = QComboBox()
         for mode, title in MODES.items():
             self.mode.addItem(title, mode)
+        self.search = QComboBox()
+        for search, title in SEARCHES.items():
+            self.search.addItem(title, search)
+        self.search.setToolTip("fast mode's circle search: coarse-to-fine inpaints a quarter of the circles, then "
+                               "the neighbourhoods of possible tumours (same cohort Dice as exhaustive); exhaustive "
+                               "inpaints every circle, as the paper (a small tumour's slice may need it)")
         self.radius = self._spin(2, 128, " px", "sliding-circle radius r (working pixels)")
         self.stride = self._spin(1, 181, " px", "distance between circle centres; at most r·√2")
         self.top_k = self._spin(1, 50, "", "at most this many candidate circles per slice")
@@ -80,7 +87,8 @@ class TuningPanel(QGroupBox):
     def _layout(self) -> None:
         form = QFormLayout(self)
         for label, widget in (("Site preset:", self.site), ("Model:", self.model), ("Modality:", self.modality),
-                              ("Mode:", self.mode), ("Circle radius:", self.radius), ("Stride:", self.stride),
+                              ("Mode:", self.mode), ("Search:", self.search), ("Circle radius:", self.radius),
+                              ("Stride:", self.stride),
                               ("Top-k:", self.top_k), ("Slices:", self.slices), ("", self.scale),
                               ("Min. tumour radius:", self.min_radius), ("Threshold:", self.threshold)):
             form.addRow(label, widget)
@@ -97,6 +105,7 @@ class TuningPanel(QGroupBox):
         self.model.activated.connect(self._on_model_chosen)
         self.modality.activated.connect(lambda i: s.set_modality(self.modality.itemData(i)))
         self.mode.activated.connect(lambda i: self._set_params(mode=self.mode.itemData(i)))
+        self.search.activated.connect(lambda i: self._set_params(circle_search=self.search.itemData(i)))
         self.radius.valueChanged.connect(lambda v: self._set_params(circle_radius_px=int(v)))
         self.stride.valueChanged.connect(lambda v: self._set_params(circle_stride_px=int(v)))
         self.top_k.valueChanged.connect(lambda v: self._set_params(top_k=int(v)))
@@ -172,7 +181,7 @@ class TuningPanel(QGroupBox):
         s, p = self.session, self.session.params
         loaded = s.state.loaded
         modalities = case_modalities(loaded) if loaded is not None else list(MODALITY_TITLES)
-        widgets = (self.site, self.model, self.modality, self.mode, self.radius, self.stride, self.top_k,
+        widgets = (self.site, self.model, self.modality, self.mode, self.search, self.radius, self.stride, self.top_k,
                    self.min_radius, self.threshold)
         for widget in widgets:
             widget.blockSignals(True)
@@ -182,6 +191,8 @@ class TuningPanel(QGroupBox):
             self.modality.addItem(MODALITY_TITLES[modality], modality)
         self.modality.setCurrentIndex(self.modality.findData(s.modality))
         self.mode.setCurrentIndex(self.mode.findData(p.mode))
+        self.search.setCurrentIndex(self.search.findData(p.circle_search))
+        self.search.setEnabled(p.mode == "fast")  # reference mode always inpaints every circle
         if s.model in s.models:
             self.model.setCurrentIndex(s.models.index(s.model))
         self.radius.setValue(p.circle_radius_px)
