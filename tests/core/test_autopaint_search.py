@@ -124,7 +124,7 @@ def test_new_options_are_validated():
     # coarse-to-fine by default since session 8: the same cohort results as exhaustive (README), 2.4x faster
     assert (defaults.circle_search, defaults.crop_context_ratio, defaults.screen_margin) == ("coarse-to-fine", 0.7, 1.5)
     assert defaults.volume_screen_margin == 2.5
-    assert not defaults.coarse_to_fine and defaults.with_changes(**COARSE).coarse_to_fine
+    assert defaults.coarse_to_fine and not defaults.with_changes(circle_search="exhaustive").coarse_to_fine
     assert not defaults.with_changes(mode="reference", **COARSE).coarse_to_fine
     with pytest.raises(ValueError, match="volume_screen_margin"):
         PipelineParams(volume_screen_margin=-1)
