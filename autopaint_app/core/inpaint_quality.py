@@ -71,3 +71,21 @@ def biharmonic_inpaint(images: np.ndarray, masks: np.ndarray) -> np.ndarray:
 def biharmonic_metrics(images: np.ndarray, masks: np.ndarray) -> dict[str, float]:
     """The baseline's ``inpainting_metrics`` on the same crops and holes."""
     return inpainting_metrics(biharmonic_inpaint(images, masks), images, masks)
+
+
+def validation_set_report(predict, val_set, batch_size: int = 8) -> dict:
+    """A model (``predict(images, masks) -> outputs``) and biharmonic on a training run's ``val_set.npz``.
+
+    The card section both the export and the int8 twin record (``validation``): crops, patients,
+    sources, and the two sets of metrics on the same crops and holes.
+
+    Raises:
+        OSError, KeyError, ValueError: the file is missing, not an npz, or lacks images/masks/sources.
+    """
+    with np.load(val_set) as stored:
+        images, masks, sources = stored["images"], stored["masks"], stored["sources"].tolist()
+    outputs = np.concatenate([predict(images[i:i + batch_size], masks[i:i + batch_size])
+                              for i in range(0, len(images), batch_size)])
+    return {"crops": len(images), "crop_size": int(images.shape[-1]), "patients": sorted({s.split(":")[0] for s in sources}),
+            "sources": sources, "scored_on": "composite (prediction in holes, known pixels elsewhere); channels pooled",
+            "model": inpainting_metrics(outputs, images, masks), "biharmonic": biharmonic_metrics(images, masks)}

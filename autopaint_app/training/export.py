@@ -32,7 +32,7 @@ from autopaint_app.core.errors import InputError, OutputExistsError
 from autopaint_app.core.io import write_json
 from autopaint_app.core.presets import MODALITY_CHANNELS, get_preset
 from autopaint_app.training import checkpoints as ckpt
-from autopaint_app.training.evaluation import biharmonic_metrics, inpainting_metrics
+from autopaint_app.core.inpaint_quality import validation_set_report
 from autopaint_app.training.networks import NAMED_WIDTHS, InpaintingUNet, NetworkConfig, build_network, count_parameters
 from autopaint_app.training.progress import json_safe
 
@@ -94,14 +94,8 @@ def _validation(session, val_set: Path | None, state: dict, batch_size: int = 8)
     if val_set is None or not val_set.is_file():
         return {"crops": None, "model": state.get("val_metrics"), "biharmonic": state.get("biharmonic"),
                 "note": "validation set file not found; metrics copied from the checkpoint"}
-    with np.load(val_set) as stored:
-        images, masks, sources = stored["images"], stored["masks"], stored["sources"].tolist()
-    outputs = [session.run(["inpainted"], {"image": images[i:i + batch_size], "mask": masks[i:i + batch_size]})[0]
-               for i in range(0, len(images), batch_size)]
-    return {"crops": len(images), "crop_size": int(images.shape[-1]), "patients": sorted({s.split(":")[0] for s in sources}),
-            "sources": sources, "scored_on": "composite (prediction in holes, known pixels elsewhere); channels pooled",
-            "model": inpainting_metrics(np.concatenate(outputs), images, masks),
-            "biharmonic": biharmonic_metrics(images, masks)}
+    return validation_set_report(lambda images, masks: session.run(["inpainted"], {"image": images, "mask": masks})[0],
+                                 val_set, batch_size)
 
 
 def size_name(config: NetworkConfig) -> str:

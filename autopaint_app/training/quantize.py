@@ -43,7 +43,7 @@ from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, Q
 from autopaint_app.core.case import find_cases_in, load_case
 from autopaint_app.core.errors import InputError, OutputExistsError
 from autopaint_app.core.inpaint_model import InpaintModel, card_path_for, read_card
-from autopaint_app.core.inpaint_quality import biharmonic_metrics, inpainting_metrics
+from autopaint_app.core.inpaint_quality import validation_set_report
 from autopaint_app.core.io import write_json
 from autopaint_app.core.model_eval import modality_of
 from autopaint_app.core.segment import segment_case
@@ -199,14 +199,10 @@ def _validation(session, val_set: Path | None, float_card: dict) -> dict:
         return {**float_card.get("validation", {}), "note": "the float model's validation (no --val-set given); "
                                                               "see int8_vs_float for the twin's difference"}
     try:
-        with np.load(val_set) as stored:
-            images, masks, sources = stored["images"], stored["masks"], stored["sources"].tolist()
+        return validation_set_report(lambda images, masks: session.run(["inpainted"], {"image": images, "mask": masks})[0],
+                                     val_set)
     except (OSError, KeyError, ValueError) as error:
         raise InputError(val_set, f"not a training run's val_set.npz ({error})") from None
-    return {"crops": len(images), "crop_size": int(images.shape[-1]), "patients": sorted({s.split(":")[0] for s in sources}),
-            "sources": sources, "scored_on": "composite (prediction in holes, known pixels elsewhere); channels pooled",
-            "model": inpainting_metrics(_run(session, images, masks), images, masks),
-            "biharmonic": biharmonic_metrics(images, masks)}
 
 
 def quantize_model(float_path: str | os.PathLike, calibration_case: str | os.PathLike, out: str | os.PathLike | None = None,
