@@ -8,14 +8,7 @@ import numpy as np
 import pytest
 
 from autopaint_app.core import metrics
-from autopaint_app.core.autopaint import (
-    PipelineParams,
-    autopaint,
-    neighbours_to_complete,
-    run_autopaint,
-    searched_result,
-    working_ooi,
-)
+from autopaint_app.core.autopaint import PipelineParams, autopaint, run_autopaint, working_ooi
 from autopaint_app.core.autopaint_circles import circle_centres
 from autopaint_app.core.autopaint_scores import (
     combined_scores,
@@ -23,7 +16,6 @@ from autopaint_app.core.autopaint_scores import (
     select_outliers,
 )
 from autopaint_app.core.autopaint_search import (
-    CircleSearch,
     grid_keys,
     neighbour_table,
     recorded_inpainter,
@@ -159,8 +151,7 @@ def test_two_pass_search_screens_every_slice_first_then_refines_only_what_the_vo
     # every slice is screened before any is refined; the progress fraction never goes back
     screened_items = [s for s in stages if s[0] == "screened"]
     searched_items = [s for s in stages if s[0] == "searched"]
-    # 12 refined slices, then the 4 neighbours of the two tumour slices searched again with every circle
-    assert len(screened_items) == 12 and len(searched_items) == 12 + 4
+    assert len(screened_items) == len(searched_items) == 12
     assert stages.index(screened_items[-1]) < stages.index(searched_items[0])
     # same decisions as the exhaustive search
     for z in (3, 8):
@@ -174,11 +165,7 @@ def test_two_pass_search_screens_every_slice_first_then_refines_only_what_the_vo
     for z in (0, 6, 11):
         keys = grid_keys(circle_centres(ooi_w[z], 27, 15), 15, (512, 512))
         assert len(coarse.slices[z].centres) == screening_mask(keys, neighbour_table(keys)).sum()
-    # the slices next to a tumour slice are searched with every circle (a tumour continues along z)
-    for z in (2, 4, 7, 9):
-        assert len(coarse.slices[z].centres) == len(circle_centres(ooi_w[z], 27, 15))
-    grid = sum(len(circle_centres(ooi_w[z], 27, 15)) for z in range(12))
-    assert counting.items < 0.45 * grid + sum(len(circle_centres(ooi_w[z], 27, 15)) for z in (2, 4, 7, 9))
+    assert counting.items < 0.45 * sum(len(circle_centres(ooi_w[z], 27, 15)) for z in range(12))
 
 
 def test_the_volume_rule_filters_before_the_top_k_cap():
@@ -224,31 +211,3 @@ def test_refinement_climbs_to_the_slices_best_circle_even_when_the_volume_gate_s
     assert (peak in found_centres) == tumour
     if not tumour:                                                   # a healthy slice costs the screening
         assert len(found.indices) == screening.screened.sum()
-
-
-def _searched(z: int, tumour: bool, n: int = 40):
-    """A searched slice of ``n`` circles with healthy-looking differences, one tumour circle when asked."""
-    rng = np.random.default_rng(z)
-    intensity, texture = 0.02 + 0.002 * rng.standard_normal(n), 0.02 + 0.002 * rng.standard_normal(n)
-    if tumour:
-        intensity[7], texture[7] = 0.2, 0.2
-    centres = np.stack([np.arange(n) * 15 + 30, np.full(n, 200)], axis=1)
-    return searched_result(z, (512, 512), centres, CircleSearch(np.arange(n), intensity, texture,
-                                                                 np.ones(n, dtype=bool)), PipelineParams())
-
-
-def test_neighbour_completion_follows_a_tumour_along_z_and_stops_where_it_ends():
-    """A slice without candidates next to one with candidates is handed out for every circle; the
-    completion re-decides after each, so a tumour seen on a completed slice pulls in the next one."""
-    params = PipelineParams(circle_search="coarse-to-fine")
-    searched = {z: _searched(z, tumour=z == 5) for z in range(12)}
-    order = []
-    for z in neighbours_to_complete(searched, list(range(12)), params):
-        order.append(z)
-        searched[z] = _searched(z, tumour=z in (4, 6))  # the exhaustive search finds the tumour on 4 and 6 too
-    assert order == [4, 3, 6, 7]  # lowest pending slice first: 4, then 3 (nothing) and 6, then 7 (nothing); stop
-    healthy = {z: _searched(z, tumour=False) for z in range(12)}
-    assert list(neighbours_to_complete(healthy, list(range(12)), params)) == []
-    # with too few slices for the volume rule every slice has candidates: nothing is followed
-    few = {z: _searched(z, tumour=z == 2) for z in range(5)}
-    assert list(neighbours_to_complete(few, list(range(5)), params)) == []
