@@ -39,12 +39,18 @@ def is_int8(path: str | os.PathLike) -> bool:
     return Path(path).name.endswith(INT8_SUFFIX)
 
 
+def int8_path_for(float_path: str | os.PathLike) -> Path:
+    """Where the int8 twin of a float model ``<name>.onnx`` goes: ``<name>.int8.onnx`` (card ``<name>.int8.json``)."""
+    path = Path(float_path)
+    return path.with_name(path.name[:-len(".onnx")] + INT8_SUFFIX)
+
+
 def int8_twin(path: str | os.PathLike) -> Path | None:
     """``<name>.int8.onnx`` beside a float model ``<name>.onnx`` when it exists with its card, else None."""
     path = Path(path)
     if is_int8(path) or path.suffix != ".onnx":
         return None
-    twin = path.with_name(path.name[:-len(".onnx")] + INT8_SUFFIX)
+    twin = int8_path_for(path)
     return twin if twin.is_file() and twin.with_suffix(".json").is_file() else None
 
 

@@ -46,18 +46,12 @@ from autopaint_app.core.inpaint_model import InpaintModel, card_path_for, read_c
 from autopaint_app.core.inpaint_quality import validation_set_report
 from autopaint_app.core.io import write_json
 from autopaint_app.core.model_eval import modality_of
+from autopaint_app.core.model_store import int8_path_for
 from autopaint_app.core.segment import segment_case
 
 onnxruntime.set_default_logger_severity(4)  # onnxruntime-gpu's CUDA fallback noise on CPU machines
 
-INT8_SUFFIX = ".int8.onnx"
 CALIBRATION_BATCH = 8
-
-
-def int8_path_for(float_path: str | os.PathLike) -> Path:
-    """``models/x.onnx`` -> ``models/x.int8.onnx`` (its card: ``x.int8.json``)."""
-    path = Path(float_path)
-    return path.with_name(path.name[:-len(".onnx")] + INT8_SUFFIX)
 
 
 # Enough crops to draw from, and a bound on memory (4 096 lung crops of 2 x 128 x 128 float32 are
