@@ -123,6 +123,9 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
                         help="fast mode's circle search (default coarse-to-fine: a quarter of the circles, then the "
                              "neighbourhoods of possible outliers, ~2.4x faster, same cohort Dice; exhaustive: every "
                              "circle, the paper's decisions, which a small tumour's slice may need)")
+    tuning.add_argument("--complete-neighbours", choices=["on", "off"], default=None,
+                        help="coarse-to-fine: search the slices next to a slice with candidates with every circle "
+                             "(default on; a tumour continues along z)")
     tuning.add_argument("--context", type=float, default=None,
                         help="fast mode's crop context around a circle, fraction of the radius (0.7)")
 

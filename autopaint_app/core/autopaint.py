@@ -41,14 +41,15 @@ from autopaint_app.core.autopaint_params import PipelineParams
 from autopaint_app.core.autopaint_result import AutopaintResult, SliceResult
 from autopaint_app.core.autopaint_scores import (choose_mask, combined_scores, difference_maps, outlier_level,
                                                  select_outliers)
-from autopaint_app.core.autopaint_search import (CircleSearch, Gate, Screening, refine_circles, screen_circles,
-                                                 search_circles)
+from autopaint_app.core.autopaint_search import (CircleSearch, Gate, Screening, complete_circles, refine_circles,
+                                                 screen_circles, search_circles)
 from autopaint_app.core.errors import InputError
 from autopaint_app.core.preprocess import PreparedCase
 from autopaint_app.core.presets import MODALITY_CHANNELS
 
 __all__ = ["PipelineParams", "Progress", "AutopaintResult", "SliceResult", "run_autopaint", "autopaint",
            "search_slice", "decide_slice", "slice_candidates", "searched_result", "volume_gate", "volume_outliers",
+           "neighbours_to_complete",
            "working_ooi"]
 
 DEFAULT_SIZE_MULTIPLE = 32
@@ -236,6 +237,33 @@ def slice_candidates(searched: SliceResult, params: PipelineParams, volume_score
                            params.min_intensity_difference, searched.population, eligible)
 
 
+def neighbours_to_complete(searched: dict[int, SliceResult], todo: list[int], params: PipelineParams
+                           ) -> Generator[int, None, None]:
+    """Slices next to a slice with candidates, not yet completed: yielded one by one for
+    :func:`~autopaint_app.core.autopaint_search.complete_circles`, re-deciding after each (so a
+    tumour found on a completed slice pulls in the next one along z).
+
+    Why: coarse-to-fine misses a small tumour's slice when the grid circle that sees it was never
+    inpainted (its screened neighbours look healthy), and such slices sit next to the slices where
+    the same tumour was found (demo case, int8 twin: slices 37 and 39 lost between kept slices 36,
+    38 and 40). The caller replaces ``searched[z]`` before asking for the next slice. Only with
+    the volume rule on: without it every slice has candidates.
+    """
+    wanted, completed = set(todo), set()
+    while True:
+        volume_scores, level = volume_outliers(searched, params)
+        if level is None:
+            return
+        found = {z for z, s in searched.items()
+                 if len(s.centres) and slice_candidates(s, params, volume_scores.get(z), level).size}
+        pending = sorted(n for z in found for n in (z - 1, z + 1)
+                         if n in wanted and n not in found and n not in completed)
+        if not pending:
+            return
+        completed.add(pending[0])
+        yield pending[0]
+
+
 def volume_outliers(searched: dict[int, SliceResult], params: PipelineParams
                     ) -> tuple[dict[int, np.ndarray], float | None]:
     """Scores of every circle against the whole run's circles, and the level a candidate must pass.
@@ -368,6 +396,15 @@ def run_autopaint(prepared: PreparedCase, ooi: np.ndarray, predictor: Predictor,
                 return None
             searched[z] = searched_result(z, shape, centres[z], found, params)
             yield progress("searched", z, slice_result=searched[z])
+        # 1c: a tumour continues along z; the slices next to a slice with candidates get every circle
+        if params.complete_neighbours:
+            for z in neighbours_to_complete(searched, todo, params):
+                found = yield from step(complete_circles(screenings[z], prepared.channels[z], ooi_w[z], centres[z],
+                                                         predictor, params, size_multiple, stats), z)
+                if found is STOPPED:
+                    return None
+                searched[z] = searched_result(z, shape, centres[z], found, params)
+                yield progress("searched", z, slice_result=searched[z])
     else:
         for z in todo:
             result = yield from step(search_slice(prepared.channels[z], ooi_w[z], z, predictor, params, size_multiple,

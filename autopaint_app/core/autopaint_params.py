@@ -99,6 +99,9 @@ class PipelineParams:
         volume_screen_margin: with the volume rule on, coarse-to-fine refines only around circles
             whose volume score is above ``volume_outlier_k - volume_screen_margin`` robust standard
             deviations of the run's screening circles (``autopaint.volume_gate``).
+        complete_neighbours: coarse-to-fine with the volume rule on: the slices next to a slice
+            with candidates are searched with every circle, the statistics still taken from the
+            screening circles (``autopaint.neighbours_to_complete``, ``autopaint_search.complete_circles``).
         schema_version: version of this parameter set when saved.
     """
 
@@ -122,6 +125,7 @@ class PipelineParams:
     circle_search: str = "coarse-to-fine"
     screen_margin: float = 1.5
     volume_screen_margin: float = 2.5
+    complete_neighbours: bool = True
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self):
@@ -166,6 +170,8 @@ class PipelineParams:
             problems.append(f"screen_margin must be in [0, 20], got {self.screen_margin}")
         if not 0 <= self.volume_screen_margin <= 20:
             problems.append(f"volume_screen_margin must be in [0, 20], got {self.volume_screen_margin}")
+        if not isinstance(self.complete_neighbours, bool):
+            problems.append(f"complete_neighbours must be true or false, got {self.complete_neighbours!r}")
         if problems:
             raise ValueError("invalid pipeline parameters: " + "; ".join(problems))
         object.__setattr__(self, "dilation_widths_px", widths)

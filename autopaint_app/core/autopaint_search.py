@@ -201,6 +201,27 @@ def refine_circles(screening: Screening, image: np.ndarray, ooi: np.ndarray, cen
     return s.found()
 
 
+def complete_circles(screening: Screening, image: np.ndarray, ooi: np.ndarray, centres: np.ndarray,
+                     predictor: Predictor, params: PipelineParams, size_multiple: int, stats: Stats,
+                     inpaint=inpaint_circles) -> Generator[tuple[str, int], None, CircleSearch]:
+    """Inpaint every circle of the slice that the search has not inpainted yet (``screening`` updated in place).
+
+    Used for the slices next to a slice with candidates (``autopaint.neighbours_to_complete``).
+    The statistics population stays the screening circles: the slice's median/MAD and the volume
+    rule's level are then exactly those of the search without completion, so completing a slice
+    can add candidates on it but never moves a decision elsewhere. (A first version counted the
+    completed circles in the population: 20-phantom lung PET-CT cohort [Dice] 0.527 instead of
+    0.539, the small tumours of lung_513 and lung_514 lost because the volume level rose.)
+    """
+    s = screening
+    todo = np.flatnonzero(~s.done)
+    if todo.size:
+        found = yield from inpaint(image, ooi, centres[todo], predictor, params, size_multiple, stats)
+        s.intensity[todo], s.texture[todo] = found
+        s.done[todo] = True
+    return s.found()
+
+
 def search_circles(image: np.ndarray, ooi: np.ndarray, centres: np.ndarray, predictor: Predictor,
                    params: PipelineParams, size_multiple: int, stats: Stats
                    ) -> Generator[tuple[str, int], None, CircleSearch]:

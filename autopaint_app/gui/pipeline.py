@@ -189,7 +189,8 @@ class PipelineSession(QObject):
         """The site preset's radius, stride, minimum radius, dilations and top-k (mode kept)."""
         self.site = site
         self.params = PipelineParams.from_preset(get_preset(site), mode=self.params.mode,
-                                                 circle_search=self.params.circle_search)
+                                                 circle_search=self.params.circle_search,
+                                                 complete_neighbours=self.params.complete_neighbours)
         self.settings_changed.emit()
 
     def set_modality(self, modality: str) -> None:
@@ -392,7 +393,8 @@ class PipelineSession(QObject):
         self.overlays.clear()
         self.site = self.state.loaded.site
         self.params = PipelineParams.from_preset(get_preset(self.site), mode=self.params.mode,
-                                                 circle_search=self.params.circle_search)
+                                                 circle_search=self.params.circle_search,
+                                                 complete_neighbours=self.params.complete_neighbours)
         modalities = case_modalities(self.state.loaded)
         if self.modality not in modalities:
             self.modality = modalities[0]

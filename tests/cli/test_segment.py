@@ -242,13 +242,15 @@ def test_tuning_options_reach_the_pipeline_and_the_summary(lung_phantom, tmp_pat
     use_fake_predictor(monkeypatch, CountingPredictor(ring_mean_fill))
     out = tmp_path / "out"
     run = _segment(case, out, "--slices", "5:6", "--radius", "20", "--stride", "12", "--min-radius", "5",
-                   "--top-k", "2", "--outlier-k", "2.5", "--volume-k", "3", "--search", "coarse-to-fine", "--context", "0.7")
+                   "--top-k", "2", "--outlier-k", "2.5", "--volume-k", "3", "--search", "coarse-to-fine", "--context", "0.7",
+                   "--complete-neighbours", "off")
     assert run.code == 0, run.err
     params = json.loads((out / "summary.json").read_text())["params"]
     assert (params["circle_radius_px"], params["circle_stride_px"], params["min_tumour_radius_px"]) == (20, 12, 5.0)
     assert (params["top_k"], params["outlier_k"], params["circle_search"]) == (2, 2.5, "coarse-to-fine")
     assert params["volume_outlier_k"] == 3
     assert params["crop_context_ratio"] == 0.7
+    assert params["complete_neighbours"] is False
 
 
 def test_the_help_states_the_pipelines_own_defaults():
@@ -265,3 +267,4 @@ def test_the_help_states_the_pipelines_own_defaults():
     assert helps["--outlier-k"].endswith(f"({defaults.outlier_k:g})")
     assert f"({defaults.volume_outlier_k:g};" in helps["--volume-k"]
     assert f"default {defaults.circle_search}" in helps["--search"]
+    assert f"(default {'on' if defaults.complete_neighbours else 'off'};" in helps["--complete-neighbours"]

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 
 from autopaint_app.core import metrics
-from autopaint_app.core.autopaint import PipelineParams, autopaint, run_autopaint, working_ooi
+from autopaint_app.core.autopaint import (
+    PipelineParams,
+    autopaint,
+    neighbours_to_complete,
+    run_autopaint,
+    searched_result,
+    working_ooi,
+)
 from autopaint_app.core.autopaint_circles import circle_centres
 from autopaint_app.core.autopaint_scores import (
     combined_scores,
@@ -16,6 +23,8 @@ from autopaint_app.core.autopaint_scores import (
     select_outliers,
 )
 from autopaint_app.core.autopaint_search import (
+    CircleSearch,
+    complete_circles,
     grid_keys,
     neighbour_table,
     recorded_inpainter,
@@ -144,7 +153,8 @@ def test_two_pass_search_screens_every_slice_first_then_refines_only_what_the_vo
                            PipelineParams(circle_search="exhaustive", **volume_on))
     stages = []
     counting = CountingPredictor(ring_mean_fill)
-    for progress in run_autopaint(prepared, ooi, counting, PipelineParams(circle_search="coarse-to-fine", **volume_on)):
+    for progress in run_autopaint(prepared, ooi, counting, PipelineParams(circle_search="coarse-to-fine",
+                                                                          complete_neighbours=False, **volume_on)):
         stages.append((progress.stage, progress.slices_screened, progress.slices_searched))
         coarse = progress.result
     assert exhaustive.stats["volume_level"] is not None and coarse.stats["volume_level"] is not None
@@ -153,6 +163,9 @@ def test_two_pass_search_screens_every_slice_first_then_refines_only_what_the_vo
     searched_items = [s for s in stages if s[0] == "searched"]
     assert len(screened_items) == len(searched_items) == 12
     assert stages.index(screened_items[-1]) < stages.index(searched_items[0])
+    fractions = [p.fraction for p in run_autopaint(prepared, ooi, CountingPredictor(ring_mean_fill),
+                                                   PipelineParams(circle_search="coarse-to-fine", **volume_on))]
+    assert fractions == sorted(fractions)
     # same decisions as the exhaustive search
     for z in (3, 8):
         e, c = exhaustive.slices[z], coarse.slices[z]
@@ -211,3 +224,78 @@ def test_refinement_climbs_to_the_slices_best_circle_even_when_the_volume_gate_s
     assert (peak in found_centres) == tumour
     if not tumour:                                                   # a healthy slice costs the screening
         assert len(found.indices) == screening.screened.sum()
+
+
+def test_neighbour_completion_searches_the_tumours_neighbour_slices_without_moving_the_volume_level():
+    """The slices next to a tumour slice get every circle; the statistics stay the screening circles',
+    so the volume level and every other slice's decision are those of the search without completion."""
+    prepared, ooi = _volume_case()
+    ooi_w = working_ooi(prepared, ooi)
+    volume_on = {"outlier_k": 3.0, "volume_outlier_k": 4.0, "circle_search": "coarse-to-fine"}
+    plain = autopaint(prepared, ooi, CountingPredictor(ring_mean_fill), PipelineParams(complete_neighbours=False,
+                                                                                       **volume_on))
+    counting = CountingPredictor(ring_mean_fill)
+    completed = autopaint(prepared, ooi, counting, PipelineParams(**volume_on))
+    assert completed.stats["volume_level"] == plain.stats["volume_level"]
+    for z in (2, 4, 7, 9):                                   # the neighbours of tumour slices 3 and 8
+        grid = circle_centres(ooi_w[z], 27, 15)
+        assert len(completed.slices[z].centres) == len(grid) > len(plain.slices[z].centres)
+        keys = grid_keys(grid, 15, (512, 512))
+        # population = the screening circles, exactly as before completion
+        assert completed.slices[z].population_mask().sum() == screening_mask(keys, neighbour_table(keys)).sum()
+    for z in (0, 1, 5, 6, 10, 11):
+        np.testing.assert_array_equal(completed.slices[z].centres, plain.slices[z].centres)
+    assert sorted(z for z, s in completed.slices.items() if s.has_candidates) == [3, 8]
+    assert metrics.dice(completed.mask(), plain.mask()) == 1.0
+    grid = sum(len(circle_centres(ooi_w[z], 27, 15)) for z in range(12))
+    assert counting.items < 0.45 * grid + sum(len(circle_centres(ooi_w[z], 27, 15)) for z in (2, 4, 7, 9))
+
+
+def _searched(z: int, tumour: bool, n: int = 40):
+    """A searched slice of ``n`` circles with healthy-looking differences, one tumour circle when asked."""
+    rng = np.random.default_rng(z)
+    intensity, texture = 0.02 + 0.002 * rng.standard_normal(n), 0.02 + 0.002 * rng.standard_normal(n)
+    if tumour:
+        intensity[7], texture[7] = 0.2, 0.2
+    centres = np.stack([np.arange(n) * 15 + 30, np.full(n, 200)], axis=1)
+    return searched_result(z, (512, 512), centres, CircleSearch(np.arange(n), intensity, texture,
+                                                                np.ones(n, dtype=bool)), PipelineParams())
+
+
+def test_neighbour_completion_follows_a_tumour_along_z_and_stops_where_it_ends():
+    """A slice without candidates next to one with candidates is handed out for every circle; the
+    completion re-decides after each, so a tumour seen on a completed slice pulls in the next one."""
+    params = PipelineParams(circle_search="coarse-to-fine")
+    searched = {z: _searched(z, tumour=z == 5) for z in range(12)}
+    order = []
+    for z in neighbours_to_complete(searched, list(range(12)), params):
+        order.append(z)
+        searched[z] = _searched(z, tumour=z in (4, 6))  # the completed search finds the tumour on 4 and 6 too
+    assert order == [4, 3, 6, 7]  # lowest pending slice first: 4, then 3 (nothing) and 6, then 7 (nothing); stop
+    healthy = {z: _searched(z, tumour=False) for z in range(12)}
+    assert list(neighbours_to_complete(healthy, list(range(12)), params)) == []
+    # with too few slices for the volume rule every slice has candidates: nothing is followed
+    few = {z: _searched(z, tumour=z == 2) for z in range(5)}
+    assert list(neighbours_to_complete(few, list(range(5)), params)) == []
+
+
+def test_completing_a_slice_inpaints_the_rest_of_its_grid_and_keeps_the_screening_population():
+    keys = np.array([(y, x) for y in range(5) for x in range(5)])
+    centres = keys * 15 + 40
+    table = neighbour_table(keys)
+    differences = {(int(y), int(x)): (0.01 * (i + 1), 0.02) for i, (y, x) in enumerate(centres)}
+    screening = _drain(screen_circles(np.zeros((1, 128, 128)), np.ones((128, 128), bool), centres, None,
+                                      PipelineParams(), 32, None, inpaint=recorded_inpainter(differences)))
+    screened = screening.screened.copy()
+    assert screened.sum() < len(centres) and np.array_equal(screened, screening_mask(keys, table))
+    found = _drain(complete_circles(screening, np.zeros((1, 128, 128)), np.ones((128, 128), bool), centres, None,
+                                    PipelineParams(), 32, None, inpaint=recorded_inpainter(differences)))
+    np.testing.assert_array_equal(found.indices, np.arange(len(centres)))
+    np.testing.assert_allclose(found.intensity, 0.01 * (np.arange(len(centres)) + 1))
+    np.testing.assert_array_equal(found.population, screened)
+
+
+def test_the_neighbour_completion_option_is_validated():
+    assert PipelineParams().complete_neighbours is True
+    with pytest.raises(ValueError, match="complete_neighbours"):
+        PipelineParams(complete_neighbours="yes")

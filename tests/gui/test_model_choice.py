@@ -131,7 +131,11 @@ def test_fast_mode_picks_the_int8_twin_and_reference_mode_the_float_model(qtbot,
 
 def test_the_search_choice_reaches_the_pipeline_parameters(panel_window):
     pipeline, panel = panel_window.pipeline, panel_window.tuning_panel
-    assert pipeline.params.circle_search == "coarse-to-fine" == panel.search.currentData()
+    assert pipeline.params.circle_search == "coarse-to-fine" and pipeline.params.complete_neighbours
+    assert panel.search.currentData() == "coarse-to-fine+neighbours"
+    panel.search.setCurrentIndex(panel.search.findData("coarse-to-fine"))
+    panel.search.activated.emit(panel.search.currentIndex())
+    assert pipeline.params.circle_search == "coarse-to-fine" and not pipeline.params.complete_neighbours
     panel.search.setCurrentIndex(panel.search.findData("exhaustive"))
     panel.search.activated.emit(panel.search.currentIndex())
     assert pipeline.params.circle_search == "exhaustive"

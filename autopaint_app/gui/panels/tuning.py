@@ -19,7 +19,20 @@ from autopaint_app.gui.pipeline import PipelineSession
 
 SITES = {"lung": "Lung", "hn": "Head and neck"}
 MODES = {"fast": "Fast (local crops)", "reference": "Reference (whole slice)"}
-SEARCHES = {"coarse-to-fine": "Coarse-to-fine (~2.4x faster)", "exhaustive": "Exhaustive (every circle)"}
+# Search choice -> (title, the PipelineParams fields it sets).
+SEARCHES = {
+    "coarse-to-fine+neighbours": ("Coarse-to-fine + tumour's neighbour slices",
+                                  {"circle_search": "coarse-to-fine", "complete_neighbours": True}),
+    "coarse-to-fine": ("Coarse-to-fine only (fastest)", {"circle_search": "coarse-to-fine", "complete_neighbours": False}),
+    "exhaustive": ("Exhaustive (every circle)", {"circle_search": "exhaustive"}),
+}
+
+
+def search_key(params) -> str:
+    """The Search choice that describes ``params``."""
+    if params.circle_search == "exhaustive":
+        return "exhaustive"
+    return "coarse-to-fine+neighbours" if params.complete_neighbours else "coarse-to-fine"
 FILE_ENTRY = "File…"
 ALL_SLICES, CROSSHAIR_SLICE, CROSSHAIR_SLAB = "All OOI slices", "Crosshair slice", "Crosshair ± 5 slices"
 
@@ -40,11 +53,12 @@ class TuningPanel(QGroupBox):
         for mode, title in MODES.items():
             self.mode.addItem(title, mode)
         self.search = QComboBox()
-        for search, title in SEARCHES.items():
+        for search, (title, _) in SEARCHES.items():
             self.search.addItem(title, search)
         self.search.setToolTip("fast mode's circle search: coarse-to-fine inpaints a quarter of the circles, then "
-                               "the neighbourhoods of possible tumours (same cohort Dice as exhaustive); exhaustive "
-                               "inpaints every circle, as the paper (a small tumour's slice may need it)")
+                               "the neighbourhoods of possible tumours, and (default) every circle of the slices next "
+                               "to a slice with candidates, since a tumour continues along z; exhaustive inpaints "
+                               "every circle, as the paper")
         self.radius = self._spin(2, 128, " px", "sliding-circle radius r (working pixels)")
         self.stride = self._spin(1, 181, " px", "distance between circle centres; at most r·√2")
         self.top_k = self._spin(1, 50, "", "at most this many candidate circles per slice")
@@ -105,7 +119,7 @@ class TuningPanel(QGroupBox):
         self.model.activated.connect(self._on_model_chosen)
         self.modality.activated.connect(lambda i: s.set_modality(self.modality.itemData(i)))
         self.mode.activated.connect(lambda i: self._set_params(mode=self.mode.itemData(i)))
-        self.search.activated.connect(lambda i: self._set_params(circle_search=self.search.itemData(i)))
+        self.search.activated.connect(lambda i: self._set_params(**SEARCHES[self.search.itemData(i)][1]))
         self.radius.valueChanged.connect(lambda v: self._set_params(circle_radius_px=int(v)))
         self.stride.valueChanged.connect(lambda v: self._set_params(circle_stride_px=int(v)))
         self.top_k.valueChanged.connect(lambda v: self._set_params(top_k=int(v)))
@@ -191,7 +205,7 @@ class TuningPanel(QGroupBox):
             self.modality.addItem(MODALITY_TITLES[modality], modality)
         self.modality.setCurrentIndex(self.modality.findData(s.modality))
         self.mode.setCurrentIndex(self.mode.findData(p.mode))
-        self.search.setCurrentIndex(self.search.findData(p.circle_search))
+        self.search.setCurrentIndex(self.search.findData(search_key(p)))
         self.search.setEnabled(p.mode == "fast")  # reference mode always inpaints every circle
         if s.model in s.models:
             self.model.setCurrentIndex(s.models.index(s.model))
