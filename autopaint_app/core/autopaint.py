@@ -163,7 +163,7 @@ def searched_result(z: int, shape: tuple[int, int], centres: np.ndarray, search:
     scores = combined_scores(intensity, texture if params.texture != "none" else None, population)
     healthy = float(np.median((intensity + texture)[population]))
     return SliceResult(z, shape, centres[search.indices], intensity, texture, scores, np.zeros(0, dtype=int),
-                       healthy, population=population)
+                       healthy, population=population, volume_population=search.volume_population)
 
 
 def volume_gate(screenings: dict[int, Screening], params: PipelineParams) -> Gate | None:
@@ -289,7 +289,7 @@ def volume_outliers(searched: dict[int, SliceResult], params: PipelineParams
         return {}, None
     intensity = np.concatenate([searched[z].intensity for z in zs])
     texture = np.concatenate([searched[z].texture for z in zs])
-    population = np.concatenate([searched[z].population_mask() for z in zs])
+    population = np.concatenate([searched[z].volume_population_mask() for z in zs])
     scores = combined_scores(intensity, texture if params.texture != "none" else None, population)
     level = outlier_level(scores, params.volume_outlier_k, population)
     split = np.cumsum([len(searched[z].centres) for z in zs])[:-1]

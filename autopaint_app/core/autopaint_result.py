@@ -55,6 +55,9 @@ class SliceResult:
         inpainted: ``(C, h, w)`` final composited slice on ``window`` with the chosen mask.
         residual: ``(h, w)`` float32 raw residual on ``window`` (before the size criterion).
         population: ``(n,)`` bool, the circles whose median/MAD normalise the scores (None: all).
+        volume_population: ``(n,)`` bool, the circles this slice adds to the volume rule's
+            statistics (None: ``population``); differs on a slice the coarse-to-fine search
+            completed (``autopaint_search.complete_circles``).
     """
 
     z: int
@@ -73,12 +76,19 @@ class SliceResult:
     inpainted: np.ndarray | None = None
     residual: np.ndarray | None = None
     population: np.ndarray | None = None
+    volume_population: np.ndarray | None = None
 
     def population_mask(self) -> np.ndarray:
         """Boolean ``(n,)``: the circles the robust statistics come from (all, unless coarse-to-fine)."""
         if self.population is None:
             return np.ones(len(self.centres), dtype=bool)
         return np.asarray(self.population, dtype=bool)
+
+    def volume_population_mask(self) -> np.ndarray:
+        """Boolean ``(n,)``: the circles of this slice in the volume rule's statistics."""
+        if self.volume_population is None:
+            return self.population_mask()
+        return np.asarray(self.volume_population, dtype=bool)
 
     @property
     def has_candidates(self) -> bool:

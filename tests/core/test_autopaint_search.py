@@ -227,8 +227,8 @@ def test_refinement_climbs_to_the_slices_best_circle_even_when_the_volume_gate_s
 
 
 def test_neighbour_completion_searches_the_tumours_neighbour_slices_without_moving_the_volume_level():
-    """The slices next to a tumour slice get every circle; the statistics stay the screening circles',
-    so the volume level and every other slice's decision are those of the search without completion."""
+    """The slices next to a tumour slice get every circle; the volume statistics stay the screening
+    circles', so the volume level and every other slice's decision are those of the search without completion."""
     prepared, ooi = _volume_case()
     ooi_w = working_ooi(prepared, ooi)
     volume_on = {"outlier_k": 3.0, "volume_outlier_k": 4.0, "circle_search": "coarse-to-fine"}
@@ -241,8 +241,10 @@ def test_neighbour_completion_searches_the_tumours_neighbour_slices_without_movi
         grid = circle_centres(ooi_w[z], 27, 15)
         assert len(completed.slices[z].centres) == len(grid) > len(plain.slices[z].centres)
         keys = grid_keys(grid, 15, (512, 512))
-        # population = the screening circles, exactly as before completion
-        assert completed.slices[z].population_mask().sum() == screening_mask(keys, neighbour_table(keys)).sum()
+        # judged like an exhaustive search on its own circles; in the volume statistics, its screening circles only
+        assert completed.slices[z].population_mask().all()
+        volume_population = completed.slices[z].volume_population_mask()
+        assert volume_population.sum() == screening_mask(keys, neighbour_table(keys)).sum() < len(grid)
     for z in (0, 1, 5, 6, 10, 11):
         np.testing.assert_array_equal(completed.slices[z].centres, plain.slices[z].centres)
     assert sorted(z for z, s in completed.slices.items() if s.has_candidates) == [3, 8]
@@ -279,7 +281,7 @@ def test_neighbour_completion_follows_a_tumour_along_z_and_stops_where_it_ends()
     assert list(neighbours_to_complete(few, list(range(5)), params)) == []
 
 
-def test_completing_a_slice_inpaints_the_rest_of_its_grid_and_keeps_the_screening_population():
+def test_completing_a_slice_inpaints_the_rest_of_its_grid_and_keeps_the_screening_volume_population():
     keys = np.array([(y, x) for y in range(5) for x in range(5)])
     centres = keys * 15 + 40
     table = neighbour_table(keys)
@@ -292,7 +294,8 @@ def test_completing_a_slice_inpaints_the_rest_of_its_grid_and_keeps_the_screenin
                                     PipelineParams(), 32, None, inpaint=recorded_inpainter(differences)))
     np.testing.assert_array_equal(found.indices, np.arange(len(centres)))
     np.testing.assert_allclose(found.intensity, 0.01 * (np.arange(len(centres)) + 1))
-    np.testing.assert_array_equal(found.population, screened)
+    assert found.population.all()                              # the slice's own statistics: every circle
+    np.testing.assert_array_equal(found.volume_population, screened)
 
 
 def test_the_neighbour_completion_option_is_validated():
