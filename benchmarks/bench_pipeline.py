@@ -158,6 +158,10 @@ def main(argv=None) -> None:
                         help="crop_context_ratio (default 0.7, the pipeline's: 96-px lung crops before alignment)")
     parser.add_argument("--search", choices=["coarse-to-fine", "exhaustive"], default=PipelineParams().circle_search,
                         help="fast-mode circle search")
+    parser.add_argument("--complete-neighbours", choices=["on", "off"],
+                        default="on" if PipelineParams().complete_neighbours else "off",
+                        help="coarse-to-fine: every circle on the slices next to a slice with candidates "
+                             "(default: the pipeline's)")
     parser.add_argument("--stress-k", type=float, default=None,
                         help="also compare fast vs reference on the subset with this lower outlier_k, so that "
                              "most slices have candidates (exercises candidates, dilations and masks)")
@@ -193,6 +197,7 @@ def main(argv=None) -> None:
 
     params = PipelineParams.from_preset(LUNG, mode="fast", crop_size_px=args.crop, circle_search=args.search,
                                         crop_context_ratio=args.context,
+                                        complete_neighbours=args.complete_neighbours == "on",
                                         batch_size=args.batch_size)
     size_multiple = getattr(predictor, "size_multiple", 32)
     # what the network is fed: the rule's crop grown by one size multiple (autopaint_circles.aligned_crop)
@@ -229,7 +234,7 @@ def main(argv=None) -> None:
           f"{len(fast.slices)} OOI slices, {grid_circles} grid circles ({grid_circles / len(fast.slices):.1f} per slice), "
           f"tumour on slices {tumour_slices}")
     print(f"fast mode       : {fast_s:8.1f} s on all {len(fast.slices)} OOI slices ({fast_s / len(fast.slices):.2f} s "
-          f"per slice; {args.search} search, {crop}-px aligned circle crops, batch {params.batch_size}); {circles} circles "
+          f"per slice; {args.search} search{' + neighbour completion' if params.coarse_to_fine and params.complete_neighbours else ''}, {crop}-px aligned circle crops, batch {params.batch_size}); {circles} circles "
           f"inpainted ({circles / len(fast.slices):.1f} per slice, {circles / grid_circles:.0%} of the grid), "
           f"{crops} holes in {fast.stats['forward_passes']} forward passes, {crops / fast_s:.1f} holes/s overall, "
           f"{crops / inference_s:.1f} holes/s in inference")
