@@ -2,7 +2,8 @@
 
 Writes into ``--out``: ``cases.csv`` (one row per case), ``summary.csv`` (one row per method),
 ``dice_vs_threshold.csv`` and ``.png`` (the sweep), ``evaluation.json`` (everything, incl. Wilcoxon);
-prints the table. All files are written at the end, all or nothing.
+prints the table. All files are written at the end, all or nothing; meanwhile one line per finished
+case goes to stderr (with ``--no-progress`` too), so an hour-long cohort run shows where it is.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,6 +39,7 @@ def run_evaluate(args) -> None:
     scored = []
     for number, files in enumerate(found, start=1):
         scored.append(_score_one(files, args, predictor, params, f"{number}/{len(found)} {files.case_id}"))
+        print(case_line(scored[-1], number, len(found)), file=sys.stderr, flush=True)
     table = cohort.cohort_table(scored)
     table.update({"site": args.site, "modality": args.modality, "mode": params.mode, "model": model_facts(predictor),
                   "params": params.to_dict(), "seconds": round(time.perf_counter() - started, 2)})
@@ -60,6 +63,14 @@ def _score_one(files, args, predictor, params, label: str) -> cohort.CaseScores:
              "circles": int(sum(len(s.centres) for s in segmentation.result.slices.values()))}
     return cohort.score_case(case.case_id, segmentation.result.residual_volume().array, case.label.array > 0,
                              segmentation.ooi, None if suv is None else suv.array, facts)
+
+
+def case_line(scores: cohort.CaseScores, number: int, total: int) -> str:
+    """One finished case, for stderr: its best-threshold scores, time and circles."""
+    best, facts = scores.best, scores.facts
+    return (f"case {number}/{total} {scores.case_id}: AutoPaint [Dice] {best.dice:.3f} (precision {best.precision:.3f}, "
+            f"recall {best.recall:.3f}, t = {best.threshold:.2f}), {facts.get('slices_kept', '?')} slices kept, "
+            f"{facts.get('circles', '?')} circles, {facts.get('seconds', '?')} s")
 
 
 def _cell(summary: dict | None) -> str:

@@ -99,6 +99,10 @@ def test_evaluate_writes_the_papers_table_csv_and_plot(cohort, tmp_path, monkeyp
     printed = run.out
     assert "AutoPaint, fixed t = " in printed and "[best t per case]" in printed and "SUV >= 2.5" in printed
     assert "41 % SUVmax (per lesion)" in printed and "Wilcoxon AutoPaint [Dice] vs SUV >= 2.5" in printed
+    # one line per finished case on stderr, with that case's best-threshold Dice
+    for number, row in enumerate(rows, start=1):
+        line = next(l for l in run.err.splitlines() if l.startswith(f"case {number}/2 {row['case_id']}: "))
+        assert f"[Dice] {float(row['autopaint_best_dice']):.3f}" in line
 
 
 def test_evaluate_refusals_and_unlabelled_cases(cohort, tmp_path, monkeypatch, lung_phantom):
