@@ -245,8 +245,8 @@ def neighbours_to_complete(searched: dict[int, SliceResult], todo: list[int], pa
 
     Why: coarse-to-fine misses a small tumour's slice when the grid circle that sees it was never
     inpainted (its screened neighbours look healthy), and such slices sit next to the slices where
-    the same tumour was found (demo case, int8 twin: slices 37 and 39 lost between kept slices 36,
-    38 and 40). The caller replaces ``searched[z]`` before asking for the next slice. Only with
+    the same tumour was found (demo case, int8 twin: slice 37 lost between kept slices 36 and 38).
+    The caller replaces ``searched[z]`` before asking for the next slice. Only with
     the volume rule on: without it every slice has candidates.
     """
     wanted, completed = set(todo), set()

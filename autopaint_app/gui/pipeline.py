@@ -188,10 +188,14 @@ class PipelineSession(QObject):
     def set_site(self, site: str) -> None:
         """The site preset's radius, stride, minimum radius, dilations and top-k (mode kept)."""
         self.site = site
-        self.params = PipelineParams.from_preset(get_preset(site), mode=self.params.mode,
-                                                 circle_search=self.params.circle_search,
-                                                 complete_neighbours=self.params.complete_neighbours)
+        self.params = self._preset_params(site)
         self.settings_changed.emit()
+
+    def _preset_params(self, site: str) -> PipelineParams:
+        """The site preset's parameters, keeping the user's mode and search choices."""
+        p = self.params
+        return PipelineParams.from_preset(get_preset(site), mode=p.mode, circle_search=p.circle_search,
+                                          complete_neighbours=p.complete_neighbours)
 
     def set_modality(self, modality: str) -> None:
         self.modality = modality
@@ -392,9 +396,7 @@ class PipelineSession(QObject):
         self.prepared_cache.clear()
         self.overlays.clear()
         self.site = self.state.loaded.site
-        self.params = PipelineParams.from_preset(get_preset(self.site), mode=self.params.mode,
-                                                 circle_search=self.params.circle_search,
-                                                 complete_neighbours=self.params.complete_neighbours)
+        self.params = self._preset_params(self.site)
         modalities = case_modalities(self.state.loaded)
         if self.modality not in modalities:
             self.modality = modalities[0]

@@ -27,14 +27,15 @@ SEARCHES = {
     "exhaustive": ("Exhaustive (every circle)", {"circle_search": "exhaustive"}),
 }
 
+FILE_ENTRY = "File…"
+ALL_SLICES, CROSSHAIR_SLICE, CROSSHAIR_SLAB = "All OOI slices", "Crosshair slice", "Crosshair ± 5 slices"
+
 
 def search_key(params) -> str:
     """The Search choice that describes ``params``."""
     if params.circle_search == "exhaustive":
         return "exhaustive"
     return "coarse-to-fine+neighbours" if params.complete_neighbours else "coarse-to-fine"
-FILE_ENTRY = "File…"
-ALL_SLICES, CROSSHAIR_SLICE, CROSSHAIR_SLAB = "All OOI slices", "Crosshair slice", "Crosshair ± 5 slices"
 
 
 class TuningPanel(QGroupBox):
