@@ -136,6 +136,9 @@ def test_the_search_choice_reaches_the_pipeline_parameters(panel_window):
     panel.search.setCurrentIndex(panel.search.findData("coarse-to-fine"))
     panel.search.activated.emit(panel.search.currentIndex())
     assert pipeline.params.circle_search == "coarse-to-fine" and not pipeline.params.complete_neighbours
+    pipeline.set_site("hn")                                  # a new preset keeps the user's search choice
+    assert pipeline.params.circle_radius_px == 15 and not pipeline.params.complete_neighbours
+    assert panel.search.currentData() == "coarse-to-fine"
     panel.search.setCurrentIndex(panel.search.findData("exhaustive"))
     panel.search.activated.emit(panel.search.currentIndex())
     assert pipeline.params.circle_search == "exhaustive"
