@@ -93,6 +93,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _on_off(text: str) -> bool:
+    """``on``/``off`` on the command line, as a bool."""
+    if text not in ("on", "off"):
+        raise argparse.ArgumentTypeError(f"expected on or off, got {text!r}")
+    return text == "on"
+
+
 def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by `segment` and `evaluate`."""
     parser.add_argument("--site", choices=["lung", "hn"], required=True)
@@ -123,7 +130,7 @@ def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
                         help="fast mode's circle search (default coarse-to-fine: a quarter of the circles, then the "
                              "neighbourhoods of possible outliers, ~2.4x faster, same cohort Dice; exhaustive: every "
                              "circle, the paper's decisions, which a small tumour's slice may need)")
-    tuning.add_argument("--complete-neighbours", choices=["on", "off"], default=None,
+    tuning.add_argument("--complete-neighbours", type=_on_off, default=None, metavar="{on,off}",
                         help="coarse-to-fine: search the slices next to a slice with candidates with every circle "
                              "(default on; a tumour continues along z)")
     tuning.add_argument("--context", type=float, default=None,

@@ -123,17 +123,14 @@ TUNABLE_OPTIONS = {"threshold": "threshold", "radius": "circle_radius_px", "stri
                    "volume_k": "volume_outlier_k",
                    "search": "circle_search", "context": "crop_context_ratio",
                    "complete_neighbours": "complete_neighbours"}
-# Options given as words on the command line, and the values they stand for.
-WORD_VALUES = {"on": True, "off": False}
 
 
 def pipeline_params(args) -> PipelineParams:
     """The site preset's parameters with the command line's overrides (bad values: InputError)."""
     overrides = {"mode": args.mode}
     for option, name in TUNABLE_OPTIONS.items():
-        value = getattr(args, option, None)
-        if value is not None:
-            overrides[name] = WORD_VALUES.get(value, value) if isinstance(value, str) else value
+        if getattr(args, option, None) is not None:
+            overrides[name] = getattr(args, option)
     try:
         return PipelineParams.from_preset(get_preset(args.site), **overrides)
     except ValueError as exc:
