@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from autopaint_app.core.errors import InputError
+from autopaint_app.core.presets import OOI_REGIONS, SITE_REGION
 
 EXIT_BAD_INPUT = 2
 
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     ooi.add_argument("--ct", type=Path, required=True)
     ooi.add_argument("--pet", type=Path, default=None, help="PET (SUV file or DICOM folder), refines the HN box")
     ooi.add_argument("--site", choices=["lung", "hn"], required=True)
+    _add_ooi_region(ooi)
     ooi.add_argument("--out", type=Path, required=True)
     _add_overwrite(ooi)
 
@@ -100,11 +102,19 @@ def _on_off(text: str) -> bool:
     return text == "on"
 
 
+def _add_ooi_region(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--ooi-region", choices=list(OOI_REGIONS), default=SITE_REGION,
+                        help="automatic organ of interest: site = the site's organ (lung fields, neck; a case's "
+                             "ooi.nii.gz), body = the whole body in the field of view, for lesions elsewhere "
+                             "(limbs, abdomen) or volumes cropped around a lesion (default site; --ooi wins)")
+
+
 def _add_pipeline_options(parser: argparse.ArgumentParser) -> None:
     """Options shared by `segment` and `evaluate`."""
     parser.add_argument("--site", choices=["lung", "hn"], required=True)
     parser.add_argument("--modality", choices=["ct", "pet", "petct"], required=True,
                         help="channels the network sees")
+    _add_ooi_region(parser)
     parser.add_argument("--model", type=Path, default=None,
                         help="ONNX model (default: models/<site>_<modality>_gconv_lap.onnx, or its int8 twin, "
                              "see --precision)")
@@ -156,6 +166,7 @@ def _add_segment_parsers(commands) -> None:
     baseline.add_argument("--method", choices=["suv2.5", "suv41"], required=True,
                           help="SUV >= 2.5, or 41 %% of each lesion's SUVmax")
     baseline.add_argument("--ooi", type=Path, default=None, help="organ-of-interest mask (default: automatic)")
+    _add_ooi_region(baseline)
     baseline.add_argument("--out", type=Path, required=True, help="output mask (.nii.gz)")
     _add_overwrite(baseline)
 

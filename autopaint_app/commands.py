@@ -16,7 +16,7 @@ from autopaint_app.core.case import case_from_paths, find_cases, find_cases_in, 
 from autopaint_app.core.describe import describe_volume
 from autopaint_app.core.errors import InputError, OutputExistsError
 from autopaint_app.core.io import Volume, read_volume, write_json, write_mask, write_volume
-from autopaint_app.core.ooi import compute_ooi
+from autopaint_app.core.ooi import BODY_REGION, compute_ooi
 from autopaint_app.core.phantom import PHANTOM_FILES, ensure_demo_case, make_phantom, write_phantom
 from autopaint_app.core.preprocess import resample_pet_to_ct
 from autopaint_app.model_eval_command import run_model_eval  # noqa: F401 (dispatched by name)
@@ -68,9 +68,10 @@ def _pet_on_ct(pet_path: Path | None, ct: Volume | None) -> Volume | None:
 def run_ooi(args) -> dict:
     _refuse_existing(args.out, args.overwrite)
     ct = read_volume(args.ct)
-    mask = compute_ooi(args.site, ct=ct, pet=_pet_on_ct(args.pet, ct))
+    mask = compute_ooi(args.site, ct=ct, pet=_pet_on_ct(args.pet, ct), region=args.ooi_region)
     if not mask.any():
-        raise InputError(args.ct, f"no {args.site} organ of interest found in this CT")
+        what = "body" if args.ooi_region == BODY_REGION else f"{args.site} organ of interest"
+        raise InputError(args.ct, f"no {what} found in this CT")
     write_mask(mask, ct, args.out, overwrite=args.overwrite)
     return {"out": str(args.out), "voxels": int(mask.sum()), "volume_ml": float(mask.sum() * ct.voxel_volume_ml)}
 

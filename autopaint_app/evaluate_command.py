@@ -41,7 +41,8 @@ def run_evaluate(args) -> None:
         scored.append(_score_one(files, args, predictor, params, f"{number}/{len(found)} {files.case_id}"))
         print(case_line(scored[-1], number, len(found)), file=sys.stderr, flush=True)
     table = cohort.cohort_table(scored)
-    table.update({"site": args.site, "modality": args.modality, "mode": params.mode, "model": model_facts(predictor),
+    table.update({"site": args.site, "modality": args.modality, "ooi_region": args.ooi_region,
+                  "mode": params.mode, "model": model_facts(predictor),
                   "params": params.to_dict(), "seconds": round(time.perf_counter() - started, 2)})
     if args.modality == "ct" and any(name in table["rows"] for name in cohort.BASELINE_LABELS):
         table["notes"].append("baselines use the PET, which the CT-only model does not see")
@@ -56,7 +57,7 @@ def _score_one(files, args, predictor, params, label: str) -> cohort.CaseScores:
         raise InputError(files.ct or files.pet, "case has no label; evaluate needs labelled cases")
     started = time.perf_counter()
     case = load_for_modality(files, args.modality)
-    job = segment_case(case, args.site, args.modality, predictor, params)
+    job = segment_case(case, args.site, args.modality, predictor, params, ooi_region=args.ooi_region)
     segmentation = run_job(job, ProgressBar(False if args.no_progress else None, label))
     suv = segmentation.prepared.suv
     facts = {"seconds": round(time.perf_counter() - started, 2), "slices_kept": len(segmentation.result.kept_slices()),
@@ -84,7 +85,8 @@ def format_table(table: dict) -> str:
     """The printed table: one row per method, mean ± SD over cases."""
     names = {cohort.AUTOPAINT_FIXED: f"AutoPaint, fixed t = {table['fixed_threshold']:.2f}",
              cohort.AUTOPAINT_BEST: "AutoPaint, [best t per case]", **cohort.BASELINE_LABELS}
-    lines = [f"AutoPaint evaluation: site {table['site']}, modality {table['modality']}, mode {table['mode']}, "
+    region = " (organ of interest: whole body)" if table.get("ooi_region") == "body" else ""
+    lines = [f"AutoPaint evaluation: site {table['site']}{region}, modality {table['modality']}, mode {table['mode']}, "
              f"{len(table['per_case'])} cases",
              f"{'method':<34}{'n':>3}  {'Dice':<16}{'Precision':<16}{'Recall':<16}"]
     for method, row in table["rows"].items():

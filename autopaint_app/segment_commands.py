@@ -184,7 +184,7 @@ def run_segment(args) -> dict:
     predictor = load_predictor(args.model, args.site, args.modality, args.threads, params.batch_size,
                                precision=args.precision, mode=params.mode)
     slices = resolve_slices(wanted, case.reference.shape[0])
-    job = segment_case(case, args.site, args.modality, predictor, params, slices, args.ooi)
+    job = segment_case(case, args.site, args.modality, predictor, params, slices, args.ooi, args.ooi_region)
     segmentation = run_job(job, ProgressBar(False if args.no_progress else None, "segment"))
     mark = time.perf_counter()
     volumes = segmentation.output_volumes()
@@ -216,7 +216,8 @@ def segment_summary(args, segmentation, predictor, lesions: list[dict]) -> dict:
         "model": model_facts(predictor),
         "grid": {"shape_zyx": list(reference.shape), "spacing_xyz_mm": list(reference.spacing),
                  "working_grid_identity": bool(result.grid.is_identity)},
-        "ooi": {"voxels": int(segmentation.ooi.sum()),
+        "ooi": {"region": "user mask" if args.ooi is not None else args.ooi_region,
+                "voxels": int(segmentation.ooi.sum()),
                 "volume_ml": round(float(segmentation.ooi.sum() * reference.voxel_volume_ml), 3)},
         "slices_processed": sorted(result.slices),
         "circles_inpainted": int(sum(len(s.centres) for s in result.slices.values())),
@@ -245,7 +246,7 @@ def run_baseline(args) -> dict:
     case = load_case(files, pet_suv=True)
     suv = load_pet_on_reference(case)
     caught: list[str] = []
-    ooi = case_ooi(case, args.site, suv, args.ooi, caught)
+    ooi = case_ooi(case, args.site, suv, args.ooi, caught, args.ooi_region)
     method = BASELINE_METHODS[args.method]
     mask = baselines.CLI_BASELINES[method](suv.array, ooi)
     reference = case.reference

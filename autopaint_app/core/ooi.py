@@ -13,8 +13,12 @@ behaves the same on 0.57 mm and 2 mm pixels and 1-5 mm slices:
   shoulders, from the body contour (CT or PET), the skull (CT) and the brain uptake (PET); they
   live in :mod:`autopaint_app.core.ooi_neck`, the shared morphology in
   :mod:`autopaint_app.core.ooi_morphology`, and are re-exported here.
+* :func:`body_ooi` - the whole body in the field of view, for sites without a preset organ
+  (limbs, abdomen, a cropped volume around a lesion); kept a circle radius away from the edge of
+  the field of view.
 * :func:`load_user_ooi` - a mask the user drew elsewhere.
-* :func:`compute_ooi` - the dispatcher the CLI and GUI call.
+* :func:`compute_ooi` - the dispatcher the CLI and GUI call; ``region`` chooses the site's organ
+  (:data:`SITE_REGION`) or the whole body (:data:`BODY_REGION`).
 
 Every mask is numpy bool, shape ``(z, y, x)`` on the grid of the input volume. Heavy morphology runs
 on an in-plane-downsampled copy (pixels of about 2 mm, blocks of ``f x f`` pixels) and is mapped back
@@ -34,12 +38,14 @@ from skimage.morphology import convex_hull_image
 from autopaint_app.core.errors import InputError
 from autopaint_app.core.io import Volume, grid_differences, read_volume
 from autopaint_app.core.ooi_morphology import (AIR_HU, IN_PLANE, BlockGrid, OrganNotFoundWarning, body_from_ct,
-                                               body_from_pet, dilate_mm, largest_component)
+                                               body_from_pet, body_parts_from_ct, body_parts_from_pet, dilate_mm,
+                                               largest_component)
 from autopaint_app.core.ooi_neck import NeckBox, brain_bottom, head_neck_box, head_neck_ooi, shoulder_slice
-from autopaint_app.core.presets import get_preset
+from autopaint_app.core.presets import BODY_REGION, OOI_REGIONS, SITE_REGION, get_preset
+from autopaint_app.core.preprocess import REFERENCE_PIXEL_MM
 
 __all__ = ["OrganNotFoundWarning", "NeckBox", "lung_ooi", "lung_ooi_from_pet", "head_neck_box", "head_neck_ooi",
-           "load_user_ooi", "compute_ooi"]
+           "body_ooi", "load_user_ooi", "compute_ooi", "OOI_REGIONS", "SITE_REGION", "BODY_REGION"]
 
 
 # ----------------------------------------------------------------------------------------- lungs
@@ -208,6 +214,54 @@ def _hull(mask2d: np.ndarray) -> np.ndarray:
     return out
 
 
+# ------------------------------------------------------------------------------ whole body
+
+
+def body_ooi(ct: Volume | None = None, pet: Volume | None = None, edge_margin_mm: float = 15.0) -> np.ndarray:
+    """The whole body as organ of interest: every body part in the field of view, minus an edge band.
+
+    For lesions outside the preset organs (a limb sarcoma, an abdominal node) and for volumes cropped
+    around a lesion. The body comes from the CT (> -320 HU, filled per slice), else from the PET;
+    unlike the site masks, every sizeable body part is kept (both legs, an arm beside the trunk),
+    not only the largest. Pixels closer than ``edge_margin_mm`` to the in-plane edge of the field of
+    view are left out: beyond that edge the working grid is padding, so a circle reaching it would be
+    inpainted against an artificial border and score as an anomaly. :func:`compute_ooi` passes the
+    site's circle radius, so no circle leaves the field of view.
+
+    Args:
+        ct: CT in HU, shape ``(z, y, x)``; or None.
+        pet: SUV, shape ``(z, y, x)``, on the CT grid when both are given; or None (ignored with a CT).
+        edge_margin_mm: width of the band along the in-plane image edge that is left out.
+
+    Returns:
+        bool mask ``(z, y, x)`` on the CT grid (PET grid without CT); empty with
+        :class:`OrganNotFoundWarning` when no body is found.
+    """
+    reference = ct if ct is not None else pet
+    if reference is None:
+        raise ValueError("body_ooi needs a CT or a PET")
+    grid = BlockGrid.for_volume(reference)
+    if ct is not None:
+        body = body_parts_from_ct(grid.downsample(ct.array), grid)
+    else:
+        body = body_parts_from_pet(grid.downsample(pet.array), grid)
+    mask = grid.upsample(body) & _away_from_edge(reference, edge_margin_mm)
+    if not mask.any():
+        problem = f"no body found at least {edge_margin_mm:g} mm inside the field of view"
+        warnings.warn(OrganNotFoundWarning(f"{reference.source or 'image'}: {problem}"), stacklevel=2)
+    return mask
+
+
+def _away_from_edge(volume: Volume, margin_mm: float) -> np.ndarray:
+    """True where a pixel's centre is at least ``margin_mm`` from the in-plane edge of the image."""
+    sx, sy = volume.spacing[0], volume.spacing[1]
+    _, ny, nx = volume.shape
+    keep_y, keep_x = int(np.ceil(margin_mm / sy)), int(np.ceil(margin_mm / sx))
+    inside = np.zeros(volume.shape[1:], dtype=bool)
+    inside[keep_y : max(keep_y, ny - keep_y), keep_x : max(keep_x, nx - keep_x)] = True
+    return np.broadcast_to(inside, volume.shape)
+
+
 # ------------------------------------------------------------------------------ user & dispatch
 
 
@@ -236,27 +290,32 @@ def load_user_ooi(path: str | os.PathLike, reference: Volume) -> np.ndarray:
 
 
 def compute_ooi(site: str, ct: Volume | None = None, pet: Volume | None = None,
-                user_mask_path: str | os.PathLike | None = None) -> np.ndarray:
-    """The organ of interest for a case: user mask if given, else the site's automatic mask.
+                user_mask_path: str | os.PathLike | None = None, region: str = SITE_REGION) -> np.ndarray:
+    """The organ of interest for a case: user mask if given, else the automatic mask of ``region``.
 
     Lung: :func:`lung_ooi` from CT; without CT, :func:`lung_ooi_from_pet` (PET low-uptake lungs in
-    the PET body contour). Head and neck: :func:`head_neck_ooi` from CT and/or PET.
+    the PET body contour). Head and neck: :func:`head_neck_ooi` from CT and/or PET. Whole body
+    (``region="body"``, any site): :func:`body_ooi`, kept the site's circle radius away from the
+    edge of the field of view.
 
     Args:
         site: ``"lung"`` or ``"hn"``.
         ct: CT in HU, shape ``(z, y, x)``; or None.
         pet: SUV, shape ``(z, y, x)``, already on the CT grid when both are given; or None.
         user_mask_path: a mask file on the CT grid (PET grid without CT) that replaces the automatic one.
+        region: :data:`SITE_REGION` (the site's organ) or :data:`BODY_REGION` (the whole body).
 
     Returns:
-        bool mask ``(z, y, x)`` on the CT grid (PET grid without CT). An automatic lung mask may be
+        bool mask ``(z, y, x)`` on the CT grid (PET grid without CT). An automatic mask may be
         empty (with :class:`OrganNotFoundWarning`); callers should check ``mask.any()``.
 
     Raises:
-        ValueError: unknown site, or neither CT nor PET.
+        ValueError: unknown site or region, or neither CT nor PET.
         InputError: PET not on the CT grid; bad user mask.
     """
     preset = get_preset(site)
+    if region not in OOI_REGIONS:
+        raise ValueError(f"unknown organ-of-interest region {region!r}; choose one of {', '.join(OOI_REGIONS)}")
     if ct is None and pet is None:
         raise ValueError("compute_ooi needs a CT, a PET or both")
     if ct is not None and pet is not None and not pet.same_grid(ct):
@@ -264,6 +323,8 @@ def compute_ooi(site: str, ct: Volume | None = None, pet: Volume | None = None,
     reference = ct if ct is not None else pet
     if user_mask_path is not None:
         return load_user_ooi(user_mask_path, reference)
+    if region == BODY_REGION:
+        return body_ooi(ct, pet, edge_margin_mm=preset.circle_radius_px * REFERENCE_PIXEL_MM)
     if preset.name == "lung":
         return lung_ooi(ct) if ct is not None else lung_ooi_from_pet(pet)
     return head_neck_ooi(ct, pet)

@@ -114,17 +114,52 @@ def body_from_foreground(foreground: np.ndarray, grid: BlockGrid, opening_mm: fl
     return fill_slices(largest_component(opened))
 
 
+def body_parts_from_foreground(foreground: np.ndarray, grid: BlockGrid, opening_mm: float = 3.0,
+                               min_part_ml: float = 20.0, min_part_fraction: float = 0.05) -> np.ndarray:
+    """Every sizeable body part (trunk, both legs, arms), filled per slice.
+
+    Like :func:`body_from_foreground`, but keeps each 3-D component of at least ``min_part_ml`` and
+    ``min_part_fraction`` of the largest one instead of the largest alone; smaller specks (a cable,
+    a fold of blanket) are dropped. The opening's erosion counts the world beyond the image edge as
+    body, so a body cut by the field of view (a cropped volume) keeps its edge pixels.
+    """
+    disk = disk_mm(opening_mm, grid)
+    opened = ndi.binary_dilation(ndi.binary_erosion(fill_slices(foreground), structure=disk, border_value=1),
+                                 structure=disk)
+    labels, count = ndi.label(opened)
+    if count == 0:
+        return opened
+    sizes = np.bincount(labels.ravel()).astype(float) * grid.voxel_ml
+    sizes[0] = 0.0
+    keep = sizes >= max(min_part_ml, min_part_fraction * sizes.max())
+    keep[0] = False
+    return fill_slices(keep[labels])
+
+
 def body_from_ct(hu: np.ndarray, grid: BlockGrid) -> np.ndarray:
     return body_from_foreground(hu > AIR_HU, grid)
 
 
-def body_from_pet(suv: np.ndarray, grid: BlockGrid) -> np.ndarray:
-    """PET body contour: smoothed SUV above a fraction of the typical tissue uptake."""
+def body_parts_from_ct(hu: np.ndarray, grid: BlockGrid) -> np.ndarray:
+    return body_parts_from_foreground(hu > AIR_HU, grid)
+
+
+def _pet_foreground(suv: np.ndarray, grid: BlockGrid) -> np.ndarray:
+    """Smoothed SUV above a fraction of the typical tissue uptake (all False without uptake)."""
     smooth = ndi.gaussian_filter(suv, sigma=[4.0 / s for s in grid.spacing_zyx])
     tissue = smooth[smooth > 0.05]
     if tissue.size == 0:
         return np.zeros(suv.shape, dtype=bool)
-    return body_from_foreground(smooth > max(0.05, 0.3 * float(np.median(tissue))), grid)
+    return smooth > max(0.05, 0.3 * float(np.median(tissue)))
+
+
+def body_from_pet(suv: np.ndarray, grid: BlockGrid) -> np.ndarray:
+    """PET body contour: the largest part of :func:`_pet_foreground`."""
+    return body_from_foreground(_pet_foreground(suv, grid), grid)
+
+
+def body_parts_from_pet(suv: np.ndarray, grid: BlockGrid) -> np.ndarray:
+    return body_parts_from_foreground(_pet_foreground(suv, grid), grid)
 
 
 def dilate_mm(mask: np.ndarray, radius_mm: float, grid: BlockGrid) -> np.ndarray:

@@ -18,6 +18,11 @@ MODALITY_CHANNELS = {"ct": ("ct",), "pet": ("pet",), "petct": ("ct", "pet")}
 # The paper's axial working grid (pixels).
 WORKING_SIZE = 512
 
+# Where the sliding circles may go (core.ooi.compute_ooi): the site's organ, or the whole body.
+SITE_REGION = "site"
+BODY_REGION = "body"
+OOI_REGIONS = (SITE_REGION, BODY_REGION)
+
 
 @dataclass(frozen=True)
 class SitePreset:

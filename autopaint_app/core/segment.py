@@ -33,7 +33,7 @@ from autopaint_app.core.case import Case
 from autopaint_app.core.errors import InputError, OutputExistsError
 from autopaint_app.core.io import Volume, publish_staged, write_json, write_volume
 from autopaint_app.core.lesions import lesion_table
-from autopaint_app.core.ooi import compute_ooi
+from autopaint_app.core.ooi import BODY_REGION, SITE_REGION, compute_ooi
 from autopaint_app.core.preprocess import PreparedCase, prepare_case, resample_pet_to_ct
 from autopaint_app.core.presets import MODALITY_CHANNELS, preset_for_model
 
@@ -104,28 +104,33 @@ def load_pet_on_reference(case: Case) -> Volume | None:
 
 
 def case_ooi(case: Case, site: str, suv_on_reference: Volume | None, ooi_path: str | os.PathLike | None,
-             caught: list) -> np.ndarray:
-    """OOI on the reference grid: ``ooi_path``, else the case's own OOI file, else the automatic one.
+             caught: list, region: str = SITE_REGION) -> np.ndarray:
+    """OOI on the reference grid: ``ooi_path``; else the whole body when ``region`` is ``"body"``;
+    else the case's own OOI file; else the site's automatic one.
+
+    Asking for the whole body overrides a case's OOI file (that file is a site organ someone drew).
 
     Raises:
-        InputError: the OOI is empty (names the image and suggests ``--ooi``).
+        InputError: the OOI is empty (names the image and suggests ``--ooi`` / ``--ooi-region body``).
     """
-    if ooi_path is None and case.ooi is not None:
+    if ooi_path is None and region == SITE_REGION and case.ooi is not None:
         mask = case.ooi.array > 0
     else:
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
-            mask = compute_ooi(site, ct=case.ct, pet=suv_on_reference, user_mask_path=ooi_path)
+            mask = compute_ooi(site, ct=case.ct, pet=suv_on_reference, user_mask_path=ooi_path, region=region)
         caught.extend(str(w.message) for w in seen)
     if not mask.any():
+        what = "body" if region == BODY_REGION and ooi_path is None else f"{site} organ of interest"
         raise InputError(case.reference.source or case.case_id,
-                         f"no {site} organ of interest found in this image; pass --ooi MASK")
+                         f"no {what} found in this image; pass --ooi MASK"
+                         + ("" if region == BODY_REGION else " or --ooi-region body"))
     return mask
 
 
 def segment_case(case: Case, site: str, modality: str, predictor, params: PipelineParams | None = None,
-                 slices: Iterable[int] | None = None, ooi_path: str | os.PathLike | None = None
-                 ) -> Generator[Progress, None, Segmentation]:
+                 slices: Iterable[int] | None = None, ooi_path: str | os.PathLike | None = None,
+                 ooi_region: str = SITE_REGION) -> Generator[Progress, None, Segmentation]:
     """Segment one loaded case, yielding progress; the generator's return value is the :class:`Segmentation`.
 
     Args:
@@ -135,6 +140,7 @@ def segment_case(case: Case, site: str, modality: str, predictor, params: Pipeli
         params: pipeline parameters (default: the paper's for the site).
         slices: reference-grid slice indices to process (default: every slice with OOI).
         ooi_path: a user OOI mask file on the reference grid.
+        ooi_region: ``"site"`` (the site's organ, or the case's OOI file) or ``"body"`` (whole body).
 
     Yields:
         ``Progress`` with stage ``"prepare"`` and ``"ooi"`` (before the pipeline), then the pipeline's items.
@@ -156,7 +162,7 @@ def segment_case(case: Case, site: str, modality: str, predictor, params: Pipeli
     timings["prepare"] = time.perf_counter() - started
     yield Progress("ooi", None, 0, 0, 0, time.perf_counter() - started)
     mark = time.perf_counter()
-    ooi = case_ooi(case, site, suv, ooi_path, caught)
+    ooi = case_ooi(case, site, suv, ooi_path, caught, ooi_region)
     timings["ooi"] = time.perf_counter() - mark
     wanted = None if slices is None else list(slices)
     depth = prepared.reference.shape[0]

@@ -136,3 +136,34 @@ def test_evaluate_without_pet_skips_baselines_with_a_note(cohort, tmp_path, monk
     assert "CT-only model" not in run.out
     summary = list(csv.DictReader((tmp_path / "e/summary.csv").open()))
     assert [r["method"] for r in summary] == ["autopaint_fixed", "autopaint_best"]
+
+
+def test_evaluate_on_a_real_sarcoma_with_the_whole_body_as_organ(shared_data, tmp_path, monkeypatch):
+    """A thigh sarcoma (IBSI STS_008): the neck box is not where the tumour is; --ooi-region body holds it."""
+    case = shared_data / "sts_petct" / "STS_008"
+    use_fake_predictor(monkeypatch, CountingPredictor(ring_mean_fill))
+    out = tmp_path / "eval"
+    run = cli("evaluate", "--cases", case, "--site", "hn", "--modality", "pet", "--ooi-region", "body",
+              "--out", out)
+    assert run.code == 0, run.err
+    assert run.out.startswith("AutoPaint evaluation: site hn (organ of interest: whole body), modality pet")
+    table = json.loads((out / "evaluation.json").read_text())
+    assert table["ooi_region"] == "body"
+    row = next(csv.DictReader((out / "cases.csv").open()))
+    assert row["case_id"] == "STS_008"
+    assert float(row["suv_2.5_recall"]) > 0.3   # the baselines search the whole body: they reach the GTV
+    assert float(row["autopaint_best_recall"]) > 0.3  # the ring-mean fake heals the hot lesion
+
+
+def test_baseline_with_the_whole_body_as_organ(shared_data, tmp_path):
+    case = shared_data / "sts_petct" / "STS_008"
+    gtv = read_volume(case / "CT_mask.nii.gz").array > 0
+    masks = {}
+    for region in ("site", "body"):
+        out = tmp_path / f"{region}.nii.gz"
+        run = cli("baseline", "--ct", case / "CT_image.nii.gz", "--pet", case / "PET_image.nii.gz", "--site", "hn",
+                  "--method", "suv2.5", "--ooi-region", region, "--out", out)
+        assert run.code == 0, run.err
+        masks[region] = read_volume(out).array > 0
+    recall = {region: float((mask & gtv).sum() / gtv.sum()) for region, mask in masks.items()}
+    assert recall["body"] > recall["site"] + 0.2 and not (masks["site"] & ~masks["body"]).any()

@@ -268,3 +268,16 @@ def test_the_help_states_the_pipelines_own_defaults():
     assert f"({defaults.volume_outlier_k:g};" in helps["--volume-k"]
     assert f"default {defaults.circle_search}" in helps["--search"]
     assert f"(default {'on' if defaults.complete_neighbours else 'off'};" in helps["--complete-neighbours"]
+
+
+def test_the_whole_body_region_reaches_the_pipeline_and_the_summary(lung_phantom, tmp_path, monkeypatch):
+    case, _ = lung_phantom
+    use_fake_predictor(monkeypatch, CountingPredictor(ring_mean_fill))
+    summaries = {}
+    for region in ("site", "body"):
+        run = _segment(case, tmp_path / region, "--slices", "5:6", "--ooi-region", region)
+        assert run.code == 0, run.err
+        summaries[region] = json.loads((tmp_path / region / "summary.json").read_text())
+    assert summaries["site"]["ooi"]["region"] == "site" and summaries["body"]["ooi"]["region"] == "body"
+    assert summaries["body"]["ooi"]["volume_ml"] > 1.5 * summaries["site"]["ooi"]["volume_ml"]  # chest wall, heart
+    assert summaries["body"]["circles_inpainted"] > summaries["site"]["circles_inpainted"]

@@ -10,7 +10,7 @@ from scipy import ndimage as ndi
 
 from autopaint_app.core.errors import InputError
 from autopaint_app.core.io import Volume, read_volume, write_mask
-from autopaint_app.core.ooi import (OrganNotFoundWarning, compute_ooi, head_neck_box, head_neck_ooi, load_user_ooi,
+from autopaint_app.core.ooi import (OrganNotFoundWarning, body_ooi, compute_ooi, head_neck_box, head_neck_ooi, load_user_ooi,
                                     lung_ooi, lung_ooi_from_pet)
 from autopaint_app.core.phantom import HN_KINDS, LUNG_KINDS, make_phantom
 from autopaint_app.core.preprocess import resample_to_reference
@@ -291,3 +291,108 @@ def test_lung_ooi_spans_every_lung_slice_of_a_thin_chest_wall_phantom():
     missed = np.setdiff1d(lung_slices, ooi_slices)
     print(f"phantom lung seed 7: {lung_slices.size} lung slices, {missed.size} outside the OOI")
     assert missed.size <= 0.05 * lung_slices.size
+
+
+# ------------------------------------------------------------------------------ whole body
+
+
+def two_legs_phantom(pixel_mm: float = 1.0, slice_mm: float = 3.0) -> tuple[Volume, dict]:
+    """Two thighs (ellipses of muscle with a bone inside, one with a tumour) and a thin cable, in air."""
+    n_xy, n_z = int(round(240 / pixel_mm)), int(round(60 / slice_mm))
+    y, x = np.mgrid[0:n_xy, 0:n_xy] * pixel_mm
+    legs = {side: ((x - cx) / 50.0) ** 2 + ((y - 120.0) / 60.0) ** 2 <= 1.0 for side, cx in (("right", 65.0), ("left", 175.0))}
+    cable = (np.abs(y - 20.0) <= 1.0) & (np.abs(x - 120.0) <= 30.0)  # 2 mm thick: lost in the opening
+    hu = np.full((n_z, n_xy, n_xy), -1000.0, np.float32)
+    for leg in legs.values():
+        hu[:, leg] = 50.0
+    hu[:, cable] = 200.0
+    tumour = np.broadcast_to(((x - 175.0) ** 2 + (y - 150.0) ** 2 <= 20.0 ** 2), hu.shape)
+    hu[tumour] = 30.0
+    ct = Volume(hu, (pixel_mm, pixel_mm, slice_mm), (0.0, 0.0, 0.0), source="legs-phantom")
+    return ct, {name: np.broadcast_to(mask, hu.shape) for name, mask in {**legs, "cable": cable, "tumour": tumour}.items()}
+
+
+def test_body_ooi_keeps_every_body_part_and_drops_specks():
+    ct, parts = two_legs_phantom()
+    mask = body_ooi(ct, edge_margin_mm=0.0)
+    assert coverage(mask, parts["right"]) >= 0.98 and coverage(mask, parts["left"]) >= 0.98  # not the largest only
+    assert coverage(mask, parts["tumour"]) == 1.0
+    assert not (mask & parts["cable"]).any()
+    assert not (mask & ~ndi.binary_dilation(parts["right"] | parts["left"], iterations=3)).any()
+
+
+def test_body_ooi_stays_a_margin_inside_the_field_of_view():
+    """A volume cropped around a lesion: the body reaches the image edge, the OOI stops short of it."""
+    ct, parts = two_legs_phantom(pixel_mm=2.0)
+    cropped = Volume(ct.array[:, 45:75, 20:50].copy(), ct.spacing, ct.origin, source="cropped")  # inside the right leg
+    full = body_ooi(cropped, edge_margin_mm=0.0)
+    assert full.all()  # the body fills the crop, up to every edge
+    mask = body_ooi(cropped, edge_margin_mm=15.0)
+    margin_px = 8  # ceil(15 mm / 2 mm)
+    assert np.array_equal(mask, _inner_box(cropped.shape, margin_px))
+
+
+def _inner_box(shape, margin):
+    box = np.zeros(shape, bool)
+    box[:, margin : shape[1] - margin, margin : shape[2] - margin] = True
+    return box
+
+
+def test_body_ooi_from_pet_alone_and_when_nothing_is_there():
+    ct, parts = two_legs_phantom(pixel_mm=4.0)
+    body = parts["right"] | parts["left"]
+    pet = ct.with_array(np.where(body, 1.0, 0.0).astype(np.float32))
+    pet.array[parts["tumour"]] = 9.0
+    mask = body_ooi(pet=pet, edge_margin_mm=0.0)
+    assert coverage(mask, parts["right"]) >= 0.9 and coverage(mask, parts["left"]) >= 0.9
+    assert coverage(mask, parts["tumour"]) == 1.0
+    empty = ct.with_array(np.full(ct.shape, -1000.0, np.float32))
+    with pytest.warns(OrganNotFoundWarning, match="no body found at least 15 mm inside the field of view"):
+        assert not body_ooi(empty, edge_margin_mm=15.0).any()
+    with pytest.raises(ValueError, match="needs a CT or a PET"):
+        body_ooi()
+
+
+def test_compute_ooi_body_region_uses_the_sites_circle_radius_as_edge_margin(tmp_path):
+    from autopaint_app.core.presets import get_preset
+    from autopaint_app.core.preprocess import REFERENCE_PIXEL_MM
+
+    ct, parts = two_legs_phantom()
+    for site in ("lung", "hn"):
+        margin = get_preset(site).circle_radius_px * REFERENCE_PIXEL_MM  # 26.4 mm lung, 14.6 mm head and neck
+        assert np.array_equal(compute_ooi(site, ct=ct, region="body"), body_ooi(ct, edge_margin_mm=margin))
+    user = write_mask(parts["tumour"], ct, tmp_path / "user.nii.gz")
+    assert np.array_equal(compute_ooi("hn", ct=ct, user_mask_path=user, region="body"), parts["tumour"])  # user wins
+    with pytest.raises(ValueError, match="unknown organ-of-interest region 'liver'; choose one of site, body"):
+        compute_ooi("hn", ct=ct, region="liver")
+
+
+def test_real_sarcoma_body_ooi_covers_the_gtv_and_not_the_edge(shared_data):
+    """IBSI STS PET/CT crops (5 cm around the GTV): the neck box misses a thigh, the body OOI holds the GTV."""
+    from autopaint_app.core.case import find_cases, load_case
+
+    for case_id in ("STS_001", "STS_008"):
+        case = load_case(find_cases(shared_data / "sts_petct" / case_id)[0], pet_suv=True)
+        gtv = case.label.array > 0
+        mask = compute_ooi("hn", ct=case.ct, region="body")
+        print(f"{case_id}: body OOI {mask.mean():.2f} of the FOV, GTV covered {coverage(mask, gtv):.3f}")
+        assert coverage(mask, gtv) == 1.0
+        assert not mask[:, :10, :].any() and not mask[:, :, -10:].any()  # 14.6 mm at 0.98 mm pixels: 15 px
+        pet_mask = compute_ooi("hn", pet=case.pet, region="body")  # PET alone, on its 4-5 mm grid
+        pet_gtv = read_volume(shared_data / "sts_petct" / case_id / "PET_mask.nii.gz").array > 0
+        assert coverage(pet_mask, pet_gtv) == 1.0
+
+
+def test_an_empty_site_organ_suggests_the_whole_body(tmp_path):
+    from autopaint_app.core.case import case_from_paths, load_case
+    from autopaint_app.core.io import write_volume
+    from autopaint_app.core.segment import case_ooi
+
+    ct, parts = two_legs_phantom(pixel_mm=2.0)
+    path = write_volume(ct, tmp_path / "legs.nii.gz")
+    case = load_case(case_from_paths(ct=path))
+    with pytest.raises(InputError, match="no lung organ of interest found in this image; pass --ooi MASK or "
+                                         "--ooi-region body"):
+        case_ooi(case, "lung", None, None, [])
+    body = case_ooi(case, "lung", None, None, [], region="body")
+    assert coverage(body, parts["tumour"]) == 1.0
