@@ -20,7 +20,7 @@ from autopaint_app.core.describe import guess_modality
 from autopaint_app.core.errors import InputError
 from autopaint_app.core.io import Volume, read_volume
 from autopaint_app.core.lesions import LesionStats, lesion_table
-from autopaint_app.core.ooi import compute_ooi
+from autopaint_app.core.ooi import BODY_REGION, SITE_REGION, compute_ooi
 from autopaint_app.core.preprocess import resample_pet_to_ct
 from autopaint_app.core.review import label_lesions
 
@@ -55,6 +55,7 @@ class LoadedCase:
         ooi: boolean organ-of-interest mask ``(z, y, x)`` on the reference grid, or None.
         site: ``"lung"`` or ``"hn"`` (the organ-of-interest rule used).
         notes: remarks for the status bar (e.g. "no lung found").
+        ooi_region: ``"site"`` (the site's organ, or the case's OOI file) or ``"body"`` (whole body).
     """
 
     case: Case
@@ -62,6 +63,7 @@ class LoadedCase:
     ooi: np.ndarray | None
     site: str
     notes: tuple[str, ...] = field(default_factory=tuple)
+    ooi_region: str = SITE_REGION
 
     @property
     def reference(self) -> Volume:
@@ -208,14 +210,19 @@ def ooi_for(case: Case, suv: Volume | None, site: str) -> tuple[np.ndarray | Non
     return mask, ()
 
 
-def recompute_ooi_steps(loaded: LoadedCase, site: str) -> Generator[Progress, None, LoadedCase]:
-    """The same case with the automatic OOI of another site (ignores the case's OOI file)."""
-    yield Progress(0, 1, f"finding the {site} organ of interest")
+def recompute_ooi_steps(loaded: LoadedCase, site: str, region: str = SITE_REGION
+                        ) -> Generator[Progress, None, LoadedCase]:
+    """The same case with the automatic OOI of another site or region (ignores the case's OOI file).
+
+    ``region="body"``: the whole body, kept the site's circle radius inside the field of view.
+    """
+    what = "whole-body" if region == BODY_REGION else site
+    yield Progress(0, 1, f"finding the {what} organ of interest")
     import warnings
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mask = compute_ooi(site, ct=loaded.case.ct, pet=loaded.suv)
-    notes = () if mask.any() else (f"no {site} organ of interest found",)
-    yield Progress(1, 1, f"{site} organ of interest ready")
-    return LoadedCase(loaded.case, loaded.suv, mask if mask.any() else None, site, notes)
+        mask = compute_ooi(site, ct=loaded.case.ct, pet=loaded.suv, region=region)
+    notes = () if mask.any() else (f"no {what} organ of interest found",)
+    yield Progress(1, 1, f"{what} organ of interest ready")
+    return LoadedCase(loaded.case, loaded.suv, mask if mask.any() else None, site, notes, region)

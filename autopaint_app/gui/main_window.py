@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, Qt
+from PySide6.QtCore import QSettings, QSignalBlocker, Qt
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import (QDockWidget, QFileDialog, QLabel, QMainWindow, QMessageBox, QProgressBar,
                                QPushButton, QScrollArea, QTabWidget, QVBoxLayout, QWidget)
 
 from autopaint_app.core.errors import InputError
 from autopaint_app.core.phantom import ensure_demo_case
+from autopaint_app.core.presets import BODY_REGION, SITE_REGION
 from autopaint_app.gui import file_actions
 from autopaint_app.gui.case_jobs import LoadedCase, open_case_steps, recompute_ooi_steps
 from autopaint_app.gui.panels import CaseHeader, DisplayPanel, LayersPanel, LesionPanel
@@ -147,6 +148,13 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _=False, site=site: self.change_site(site))
             self.site_actions.addAction(action)
             site_menu.addAction(action)
+        site_menu.addSeparator()
+        self.body_ooi_action = QAction("Whole body (lesions elsewhere, cropped volumes)", self, checkable=True)
+        self.body_ooi_action.setStatusTip("circles anywhere in the body, a circle radius inside the field of view; "
+                                          "the site still chooses the model and circle sizes")
+        self.body_ooi_action.toggled.connect(
+            lambda checked: self.change_ooi_region(BODY_REGION if checked else SITE_REGION))
+        site_menu.addAction(self.body_ooi_action)
         toolbar = self.addToolBar("Main")
         toolbar.setObjectName("main_toolbar")
         for action in (self.open_files_action, self.open_folder_action, self.demo_action, self.run_action,
@@ -164,6 +172,9 @@ class MainWindow(QMainWindow):
         self.runner.job_cancelled.connect(lambda name: self.statusBar().showMessage(f"{name} cancelled", 5000))
         self.runner.job_finished.connect(self._on_job_finished)
         self.state.case_loaded.connect(self._on_case_loaded)
+        self.state.ooi_changed.connect(self._sync_ooi_actions)
+        self.runner.job_failed.connect(self._sync_ooi_actions)
+        self.runner.job_cancelled.connect(self._sync_ooi_actions)
         self.state.mask_changed.connect(self._update_enabled)
         self.pipeline.status_changed.connect(self.provider_label.setText)
         # the site preset also decides the automatic organ of interest (lung fields / neck box)
@@ -234,10 +245,19 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ organ of interest, masks
     def change_site(self, site: str) -> None:
-        """Recompute the automatic organ of interest for ``site`` in the worker."""
-        if self.state.loaded is None or site == self.state.loaded.site and self.state.loaded.ooi is not None:
+        """Recompute the automatic organ of interest for ``site`` (same region) in the worker."""
+        loaded = self.state.loaded
+        if loaded is None or site == loaded.site and loaded.ooi is not None:
             return
-        self.runner.run("Organ of interest", recompute_ooi_steps, self.state.loaded, site,
+        self.runner.run("Organ of interest", recompute_ooi_steps, loaded, site, loaded.ooi_region,
+                        on_result=self.state.set_ooi)
+
+    def change_ooi_region(self, region: str) -> None:
+        """The site's organ or the whole body as organ of interest, recomputed in the worker."""
+        loaded = self.state.loaded
+        if loaded is None or region == loaded.ooi_region:
+            return
+        self.runner.run("Organ of interest", recompute_ooi_steps, loaded, loaded.site, region,
                         on_result=self.state.set_ooi)
 
     def run_baseline(self) -> None:
@@ -295,9 +315,18 @@ class MainWindow(QMainWindow):
     def _on_case_loaded(self) -> None:
         loaded = self.state.loaded
         self.setWindowTitle(f"{APP_TITLE} — {loaded.case.case_id}")
+        self._sync_ooi_actions()
+        self._update_enabled()
+
+    def _sync_ooi_actions(self, *_unused) -> None:
+        """Check the menu's site and region of the organ of interest in use (after a change, a failure, a cancel)."""
+        loaded = self.state.loaded
+        if loaded is None:
+            return
         for action in self.site_actions.actions():
             action.setChecked(action.data() == loaded.site)
-        self._update_enabled()
+        with QSignalBlocker(self.body_ooi_action):  # showing the state must not recompute it
+            self.body_ooi_action.setChecked(loaded.ooi_region == BODY_REGION)
 
     def _on_voxel_hovered(self, z: int, y: int, x: int) -> None:
         self.readout.setText(self.state.voxel_readout(z, y, x))

@@ -47,3 +47,25 @@ def test_ct_only_case_from_dropped_files(window, qtbot, shared_data):
     assert f"HU {case.ct.array[z, y, x]:.0f}" in text and "SUV" not in text
     transform = window.viewer["coronal"].items["CT"].transform()
     assert (transform.m11(), transform.m22()) == (case.ct.spacing[0], 5.0)
+
+
+def test_whole_body_organ_of_interest_for_a_thigh_sarcoma(window, qtbot, shared_data):
+    """No lung in a thigh: Segment > Organ of interest > Whole body puts the circles on the limb."""
+    with qtbot.waitSignal(window.state.case_loaded, timeout=LOAD_TIMEOUT_MS):
+        window.open_source(shared_data / "sts_petct" / "STS_008")
+    state = window.state
+    assert state.loaded.ooi is None and not window.body_ooi_action.isChecked()
+    with qtbot.waitSignal(state.ooi_changed, timeout=LOAD_TIMEOUT_MS):
+        window.body_ooi_action.trigger()
+    truth = state.loaded.case.label.array > 0
+    assert state.loaded.ooi_region == "body" and window.body_ooi_action.isChecked()
+    assert state.loaded.ooi[truth].all()
+    assert not state.loaded.ooi[:, :10, :].any()  # a circle radius (14.6 mm) inside the cropped field of view
+    window.baseline_action.trigger()
+    assert np.array_equal(state.mask > 0, (state.loaded.suv.array >= 2.5) & state.loaded.ooi)
+    with qtbot.waitSignal(state.ooi_changed, timeout=LOAD_TIMEOUT_MS):
+        window.change_site("hn")  # another site keeps the whole body, with that site's circle radius
+    assert state.loaded.site == "hn" and state.loaded.ooi_region == "body" and state.loaded.ooi[truth].all()
+    with qtbot.waitSignal(state.ooi_changed, timeout=LOAD_TIMEOUT_MS):
+        window.body_ooi_action.trigger()  # back to the site's organ: the neck box is not in a thigh crop
+    assert state.loaded.ooi_region == "site" and not window.body_ooi_action.isChecked()
