@@ -173,7 +173,14 @@ def _add_segment_parsers(commands) -> None:
     evaluate = commands.add_parser("evaluate", help="score the pipeline on labelled cases (the paper's table)")
     evaluate.add_argument("--cases", type=Path, nargs="+", required=True, help="case or cohort folders")
     _add_pipeline_options(evaluate)
-    evaluate.add_argument("--out", type=Path, required=True, help="output folder (CSV, JSON, PNG)")
+    evaluate.add_argument("--out", type=Path, required=True, help="output folder (CSV, JSON, PNG; cases/ holds "
+                                                                  "each finished case)")
+    evaluate.add_argument("--resume", action="store_true",
+                          help="reuse the cases already stored in --out/cases (computed with the same options and "
+                               "model) and compute the rest; the table is rewritten")
+    evaluate.add_argument("--shard", default=None, metavar="K/N",
+                          help="compute only cases K, K+N, K+2N, ... (e.g. 1/2 and 2/2 in two processes into the "
+                               "same --out); the last shard to finish writes the table")
     _add_overwrite(evaluate)
 
 

@@ -2,8 +2,10 @@
 
 Writes into ``--out``: ``cases.csv`` (one row per case), ``summary.csv`` (one row per method),
 ``dice_vs_threshold.csv`` and ``.png`` (the sweep), ``evaluation.json`` (everything, incl. Wilcoxon);
-prints the table. All files are written at the end, all or nothing; meanwhile one line per finished
-case goes to stderr (with ``--no-progress`` too), so an hour-long cohort run shows where it is.
+prints the table. These files are written at the end, all or nothing. Each finished case is stored
+at once in ``cases/<case_id>.json`` (:mod:`autopaint_app.evaluate_store`), so an interrupted run
+resumes with ``--resume`` and a cohort can be split over processes with ``--shard K/N``; one line
+per finished case goes to stderr (with ``--no-progress`` too), so an hour-long run shows where it is.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from autopaint_app.core.case import find_cases_in
 from autopaint_app.core.errors import InputError
 from autopaint_app.core.io import publish_staged
 from autopaint_app.core.segment import refuse_existing, segment_case
+from autopaint_app.evaluate_store import (CASES_FOLDER, CaseStore, check_unique_ids, in_shard, model_fingerprint,
+                                          parse_shard)
 from autopaint_app.segment_commands import (ProgressBar, load_for_modality, load_predictor, model_facts,
                                             pipeline_params, run_job)
 
@@ -31,30 +35,67 @@ METRICS = ("dice", "precision", "recall")
 def run_evaluate(args) -> None:
     """Evaluate; the table goes to stdout (nothing is returned for the CLI to print as JSON)."""
     started = time.perf_counter()
-    refuse_existing(args.out, OUTPUTS, args.overwrite)
+    shard = parse_shard(args.shard)
     params = pipeline_params(args)
     found = find_cases_in(args.cases)
+    check_unique_ids(found)
+    for files in found:  # before hours of work, not at the case
+        if files.label is None:
+            raise InputError(files.ct or files.pet, "case has no label; evaluate needs labelled cases")
+    mine = [files for index, files in enumerate(found) if in_shard(index, shard)]
+    if not (args.resume or args.overwrite):
+        refuse_existing(args.out, [*OUTPUTS, *(f"{CASES_FOLDER}/{files.case_id}.json" for files in mine)], False)
     predictor = load_predictor(args.model, args.site, args.modality, args.threads, params.batch_size,
                                precision=args.precision, mode=params.mode)
-    scored = []
-    for number, files in enumerate(found, start=1):
-        scored.append(_score_one(files, args, predictor, params, f"{number}/{len(found)} {files.case_id}"))
-        print(case_line(scored[-1], number, len(found)), file=sys.stderr, flush=True)
+    store = CaseStore(Path(args.out) / CASES_FOLDER, run_settings(args, params, predictor))
+    results = _run_cases(found, mine, store, args, predictor, params)
+    for files in found:  # cases of other shards, stored meanwhile
+        if files.case_id not in results and (stored := store.load(files.case_id)) is not None:
+            results[files.case_id] = stored
+    missing = [files.case_id for files in found if files.case_id not in results]
+    if missing:
+        print(f"shard {shard[0]}/{shard[1]} done: {len(found) - len(missing)} of {len(found)} cases stored in "
+              f"{store.folder}; the table is written when every case is stored (by the last shard to finish, or "
+              f"by evaluate --resume with the same options); missing: {', '.join(missing[:5])}"
+              f"{' ...' if len(missing) > 5 else ''}")
+        return
+    scored = [results[files.case_id] for files in found]
     table = cohort.cohort_table(scored)
     table.update({"site": args.site, "modality": args.modality, "ooi_region": args.ooi_region,
                   "mode": params.mode, "model": model_facts(predictor),
-                  "params": params.to_dict(), "seconds": round(time.perf_counter() - started, 2)})
+                  "params": params.to_dict(), "seconds": round(time.perf_counter() - started, 2),
+                  "case_seconds": round(sum(float(c.facts.get("seconds", 0.0)) for c in scored), 2)})
     if args.modality == "ct" and any(name in table["rows"] for name in cohort.BASELINE_LABELS):
         table["notes"].append("baselines use the PET, which the CT-only model does not see")
     text = format_table(table)
-    _write_all(Path(args.out), table, scored, text, args.overwrite)
+    _write_all(Path(args.out), table, scored, text, args.overwrite or args.resume or shard is not None)
     print(text)
     print(f"wrote {', '.join(OUTPUTS)} to {args.out}")
 
 
+def run_settings(args, params, predictor) -> dict:
+    """Everything that decides a case's scores (threads and batch size do not)."""
+    return {"site": args.site, "modality": args.modality, "ooi_region": args.ooi_region, "mode": params.mode,
+            "params": params.to_dict(), "model": model_fingerprint(predictor)}
+
+
+def _run_cases(found, mine, store: CaseStore, args, predictor, params) -> dict:
+    """Score this run's cases (reusing stored ones with --resume), storing each as it finishes."""
+    results, total, mine_ids = {}, len(found), {files.case_id for files in mine}
+    for number, files in enumerate(found, start=1):
+        stored = store.load(files.case_id) if args.resume else None
+        if stored is not None:
+            results[files.case_id] = stored
+            print(f"case {number}/{total} {files.case_id}: stored result reused", file=sys.stderr, flush=True)
+        elif files.case_id in mine_ids:
+            scores = _score_one(files, args, predictor, params, f"{number}/{total} {files.case_id}")
+            store.save(scores, files)
+            results[files.case_id] = scores
+            print(case_line(scores, number, total), file=sys.stderr, flush=True)
+    return results
+
+
 def _score_one(files, args, predictor, params, label: str) -> cohort.CaseScores:
-    if files.label is None:
-        raise InputError(files.ct or files.pet, "case has no label; evaluate needs labelled cases")
     started = time.perf_counter()
     case = load_for_modality(files, args.modality)
     job = segment_case(case, args.site, args.modality, predictor, params, ooi_region=args.ooi_region)

@@ -140,3 +140,37 @@ def _wilcoxon_rows(per_case: list[dict]) -> dict:
 def dice_curves(cases: list[CaseScores]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """``(thresholds, {case_id: Dice per threshold})`` for the Dice-vs-threshold plot and CSV."""
     return cases[0].sweep.thresholds, {c.case_id: c.sweep.dice for c in cases}
+
+
+# ------------------------------------------------------------------------------ storing one case
+
+SWEEP_FIELDS = ("thresholds", "tp", "fp", "fn", "dice", "precision", "recall")
+
+
+def case_scores_to_dict(scores: CaseScores) -> dict:
+    """JSON-ready form of :class:`CaseScores` (nan stays nan: ``json`` writes it as ``NaN``)."""
+    return {"case_id": scores.case_id,
+            "sweep": {name: getattr(scores.sweep, name).tolist() for name in SWEEP_FIELDS},
+            "best": {"threshold": scores.best.threshold, "dice": scores.best.dice,
+                     "precision": scores.best.precision, "recall": scores.best.recall},
+            "baselines": scores.baselines, "label_voxels": scores.label_voxels, "facts": scores.facts,
+            "note": scores.note}
+
+
+def case_scores_from_dict(data: dict) -> CaseScores:
+    """Inverse of :func:`case_scores_to_dict`.
+
+    Raises:
+        ValueError: a field is missing or the sweep's arrays differ in length.
+    """
+    try:
+        sweep = {name: np.asarray(data["sweep"][name], dtype=float) for name in SWEEP_FIELDS}
+        if len({len(v) for v in sweep.values()}) != 1:
+            raise ValueError("the sweep's arrays differ in length")
+        for name in ("tp", "fp", "fn"):
+            sweep[name] = sweep[name].astype(np.int64)
+        best = metrics.BestThreshold(**{k: float(v) for k, v in data["best"].items()})
+        return CaseScores(str(data["case_id"]), metrics.SweepResult(**sweep), best, dict(data["baselines"]),
+                          int(data["label_voxels"]), dict(data.get("facts", {})), str(data.get("note", "")))
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not a stored case score ({exc})") from None

@@ -73,8 +73,9 @@ def test_evaluate_writes_the_papers_table_csv_and_plot(cohort, tmp_path, monkeyp
     out = tmp_path / "eval"
     run = cli("evaluate", "--cases", cohort, "--site", "lung", "--modality", "petct", "--out", out)
     assert run.code == 0, run.err
-    assert sorted(p.name for p in out.iterdir()) == ["cases.csv", "dice_vs_threshold.csv", "dice_vs_threshold.png",
-                                                     "evaluation.json", "summary.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["cases", "cases.csv", "dice_vs_threshold.csv",
+                                                     "dice_vs_threshold.png", "evaluation.json", "summary.csv"]
+    assert sorted(p.name for p in (out / "cases").iterdir()) == ["case_a.json", "case_b.json"]  # no staging file
     rows = list(csv.DictReader((out / "cases.csv").open()))
     assert [r["case_id"] for r in rows] == ["case_a", "case_b"]
     table = json.loads((out / "evaluation.json").read_text())

@@ -73,3 +73,29 @@ def test_default_model_lookup(tmp_path, monkeypatch):
     assert default_model_path("hn", "pet").name == "hn_pet_gconv.onnx"      # first other by name
     (tmp_path / "hn_pet_gconv_lap.onnx").write_bytes(b"")
     assert default_model_path("hn", "pet").name == "hn_pet_gconv_lap.onnx"  # the paper's network first
+
+
+def test_case_scores_survive_a_json_round_trip_nan_included():
+    import json
+
+    suv = np.zeros((1, 4, 4))
+    suv[0, 0, :2] = 5.0
+    a = _case({(0, 0): 0.5, (0, 1): 0.5, (3, 3): 0.15}, [(0, 0), (0, 1)], suv=suv, case_id="a")
+    a.facts.update({"seconds": 1.5, "circles": 7})
+    assert np.isnan(a.sweep.precision[-1])  # nothing above the top threshold: precision undefined
+    back = cohort.case_scores_from_dict(json.loads(json.dumps(cohort.case_scores_to_dict(a))))
+    for name in cohort.SWEEP_FIELDS:
+        np.testing.assert_array_equal(getattr(back.sweep, name), getattr(a.sweep, name))
+    assert back.sweep.tp.dtype.kind == "i" and back.best == a.best
+    assert (back.case_id, back.baselines, back.label_voxels, back.facts, back.note) == \
+        (a.case_id, a.baselines, a.label_voxels, a.facts, a.note)
+    b = _case({(1, 1): 0.12, (2, 2): 0.3}, [(1, 1)], suv=suv, case_id="b")
+    assert cohort.cohort_table([back, b]) == cohort.cohort_table([a, b])
+    broken = cohort.case_scores_to_dict(a)
+    del broken["sweep"]["dice"]
+    with pytest.raises(ValueError, match="not a stored case score"):
+        cohort.case_scores_from_dict(broken)
+    broken = cohort.case_scores_to_dict(a)
+    broken["sweep"]["dice"] = broken["sweep"]["dice"][:-1]
+    with pytest.raises(ValueError, match="differ in length"):
+        cohort.case_scores_from_dict(broken)
