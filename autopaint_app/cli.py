@@ -175,6 +175,10 @@ def _add_segment_parsers(commands) -> None:
     _add_pipeline_options(evaluate)
     evaluate.add_argument("--out", type=Path, required=True, help="output folder (CSV, JSON, PNG; cases/ holds "
                                                                   "each finished case)")
+    evaluate.add_argument("--target-uptake", type=float, default=None, metavar="F",
+                          help="score against the avid part of each label: voxels with SUV >= F x their lesion's "
+                               "SUVmax (e.g. 0.41 for sarcomas whose GTV holds a necrotic core); default: the whole "
+                               "label. With --resume, stored cases are re-scored from their residuals, no inference")
     evaluate.add_argument("--resume", action="store_true",
                           help="reuse the cases already stored in --out/cases (computed with the same options and "
                                "model) and compute the rest; the table is rewritten")

@@ -21,8 +21,9 @@ from pathlib import Path
 from autopaint_app.core import cohort
 from autopaint_app.core.case import find_cases_in
 from autopaint_app.core.errors import InputError
+from autopaint_app.core.presets import BODY_REGION
 from autopaint_app.core.io import publish_staged
-from autopaint_app.core.segment import refuse_existing, segment_case
+from autopaint_app.core.segment import case_ooi, load_pet_on_reference, refuse_existing, segment_case
 from autopaint_app.evaluate_store import (CASES_FOLDER, CaseStore, check_unique_ids, in_shard, model_fingerprint,
                                           parse_shard)
 from autopaint_app.segment_commands import (ProgressBar, load_for_modality, load_predictor, model_facts,
@@ -62,6 +63,7 @@ def run_evaluate(args) -> None:
     scored = [results[files.case_id] for files in found]
     table = cohort.cohort_table(scored)
     table.update({"site": args.site, "modality": args.modality, "ooi_region": args.ooi_region,
+                  "target_uptake": args.target_uptake,
                   "mode": params.mode, "model": model_facts(predictor),
                   "params": params.to_dict(), "seconds": round(time.perf_counter() - started, 2),
                   "case_seconds": round(sum(float(c.facts.get("seconds", 0.0)) for c in scored), 2)})
@@ -74,9 +76,14 @@ def run_evaluate(args) -> None:
 
 
 def run_settings(args, params, predictor) -> dict:
-    """Everything that decides a case's scores (threads and batch size do not)."""
+    """Everything that decides a case's residual (threads and batch size do not)."""
     return {"site": args.site, "modality": args.modality, "ooi_region": args.ooi_region, "mode": params.mode,
             "params": params.to_dict(), "model": model_fingerprint(predictor)}
+
+
+def scoring_settings(args) -> dict:
+    """How residuals are scored: against the whole label, or its avid part (``--target-uptake``)."""
+    return {"target_uptake": args.target_uptake}
 
 
 def _run_cases(found, mine, store: CaseStore, args, predictor, params) -> dict:
@@ -85,17 +92,21 @@ def _run_cases(found, mine, store: CaseStore, args, predictor, params) -> dict:
     for number, files in enumerate(found, start=1):
         stored = store.load(files.case_id) if args.resume else None
         if stored is not None:
+            how = "reused"
+            if store.scoring(files.case_id) != scoring_settings(args):
+                stored, how = _rescore(files, stored, store, args), "re-scored from its stored residual"
             results[files.case_id] = stored
-            print(f"case {number}/{total} {files.case_id}: stored result reused", file=sys.stderr, flush=True)
+            print(f"case {number}/{total} {files.case_id}: stored result {how}", file=sys.stderr, flush=True)
         elif files.case_id in mine_ids:
-            scores = _score_one(files, args, predictor, params, f"{number}/{total} {files.case_id}")
-            store.save(scores, files)
+            scores, residual = _score_one(files, args, predictor, params, f"{number}/{total} {files.case_id}")
+            store.save(scores, files, scoring_settings(args), residual)
             results[files.case_id] = scores
             print(case_line(scores, number, total), file=sys.stderr, flush=True)
     return results
 
 
-def _score_one(files, args, predictor, params, label: str) -> cohort.CaseScores:
+def _score_one(files, args, predictor, params, label: str) -> tuple[cohort.CaseScores, object]:
+    """Segment and score one case; returns the scores and the residual volume (reference grid)."""
     started = time.perf_counter()
     case = load_for_modality(files, args.modality)
     job = segment_case(case, args.site, args.modality, predictor, params, ooi_region=args.ooi_region)
@@ -103,8 +114,33 @@ def _score_one(files, args, predictor, params, label: str) -> cohort.CaseScores:
     suv = segmentation.prepared.suv
     facts = {"seconds": round(time.perf_counter() - started, 2), "slices_kept": len(segmentation.result.kept_slices()),
              "circles": int(sum(len(s.centres) for s in segmentation.result.slices.values()))}
-    return cohort.score_case(case.case_id, segmentation.result.residual_volume().array, case.label.array > 0,
-                             segmentation.ooi, None if suv is None else suv.array, facts)
+    residual = segmentation.result.residual_volume()
+    return _score(case, residual.array, segmentation.ooi, None if suv is None else suv.array, facts, args), residual
+
+
+def _score(case, residual, ooi, suv, facts: dict, args) -> cohort.CaseScores:
+    truth = case.label.array > 0
+    if args.target_uptake is not None:
+        try:
+            truth = cohort.uptake_target(truth, suv, args.target_uptake)
+        except ValueError as exc:
+            raise InputError(case.files.pet or case.files.ct, f"--target-uptake: {exc}") from None
+        if not truth.any():
+            raise InputError(case.files.label, f"no label voxel has SUV >= {args.target_uptake:g} x its lesion's SUVmax")
+        facts = {**facts, "target_voxels": int(truth.sum())}
+    return cohort.score_case(case.case_id, residual, truth, ooi, suv, facts)
+
+
+def _rescore(files, stored: cohort.CaseScores, store: CaseStore, args) -> cohort.CaseScores:
+    """The stored residual scored the way this run asks (no inference); the store is updated."""
+    residual = store.residual(files.case_id)
+    case = load_for_modality(files, args.modality)
+    suv = load_pet_on_reference(case)
+    ooi = case_ooi(case, args.site, suv, None, [], args.ooi_region)
+    facts = {key: value for key, value in stored.facts.items() if key != "target_voxels"}
+    scores = _score(case, residual.array, ooi, None if suv is None else suv.array, facts, args)
+    store.save(scores, files, scoring_settings(args))
+    return scores
 
 
 def case_line(scores: cohort.CaseScores, number: int, total: int) -> str:
@@ -126,9 +162,11 @@ def format_table(table: dict) -> str:
     """The printed table: one row per method, mean ± SD over cases."""
     names = {cohort.AUTOPAINT_FIXED: f"AutoPaint, fixed t = {table['fixed_threshold']:.2f}",
              cohort.AUTOPAINT_BEST: "AutoPaint, [best t per case]", **cohort.BASELINE_LABELS}
-    region = " (organ of interest: whole body)" if table.get("ooi_region") == "body" else ""
+    region = " (organ of interest: whole body)" if table.get("ooi_region") == BODY_REGION else ""
+    target = ("" if table.get("target_uptake") is None else
+              f", target: label voxels with SUV >= {table['target_uptake']:g} x their lesion's SUVmax")
     lines = [f"AutoPaint evaluation: site {table['site']}{region}, modality {table['modality']}, mode {table['mode']}, "
-             f"{len(table['per_case'])} cases",
+             f"{len(table['per_case'])} cases{target}",
              f"{'method':<34}{'n':>3}  {'Dice':<16}{'Precision':<16}{'Recall':<16}"]
     for method, row in table["rows"].items():
         lines.append(f"{names[method]:<34}{row['n_cases']:>3}  " + "".join(f"{_cell(row[m]):<16}" for m in METRICS))

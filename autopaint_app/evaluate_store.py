@@ -2,9 +2,12 @@
 
 Each finished case is written at once (atomically) to ``OUT/cases/<case_id>.json`` with the settings
 that produced it: site, modality, organ-of-interest region, mode, pipeline parameters and the model
-(file name and SHA-256 of its bytes, or the fake predictor's class in tests). A later run with
-``--resume`` reuses a stored case only when those settings are identical; otherwise it stops and
-names the file and what differs, so results of different settings are never mixed in one table.
+(file name and SHA-256 of its bytes, or the fake predictor's class in tests), the scoring used
+(``target_uptake``), and its residual volume beside it (``<case_id>.residual.nii.gz``, the CT's
+geometry). A later run with ``--resume`` reuses a stored case only when those settings are
+identical; otherwise it stops and names the file and what differs, so results of different settings
+are never mixed in one table. A different scoring alone needs no inference: the case is re-scored
+from its stored residual.
 
 ``--shard K/N`` makes a run compute only cases ``K, K + N, K + 2N, ...`` (1-based, in the cohort's
 order); shards may run at the same time into the same ``--out``. The run that finds every case of
@@ -21,7 +24,7 @@ from pathlib import Path
 
 from autopaint_app.core import cohort
 from autopaint_app.core.errors import InputError
-from autopaint_app.core.io import write_json
+from autopaint_app.core.io import Volume, read_volume, write_json, write_volume
 
 CASES_FOLDER = "cases"
 STORE_SCHEMA = 1
@@ -75,13 +78,29 @@ class CaseStore:
     def path(self, case_id: str) -> Path:
         return self.folder / f"{case_id}.json"
 
-    def save(self, scores: cohort.CaseScores, files) -> Path:
-        """Write one finished case (atomic; replaces an older result of the same case)."""
+    def residual_path(self, case_id: str) -> Path:
+        return self.folder / f"{case_id}.residual.nii.gz"
+
+    def save(self, scores: cohort.CaseScores, files, scoring: dict, residual: Volume | None = None) -> Path:
+        """Write one finished case (atomic; replaces an older result of the same case).
+
+        The residual goes first, so a result file never points to a residual that is not there.
+        """
         self.folder.mkdir(parents=True, exist_ok=True)
-        record = {"schema": STORE_SCHEMA, "settings": self.settings,
+        if residual is not None:
+            write_volume(residual, self.residual_path(scores.case_id), overwrite=True)
+        record = {"schema": STORE_SCHEMA, "settings": self.settings, "scoring": scoring,
                   "inputs": {"ct": _text(files.ct), "pet": _text(files.pet), "label": _text(files.label)},
                   "scores": cohort.case_scores_to_dict(scores)}
         return write_json(record, self.path(scores.case_id), overwrite=True)
+
+    def scoring(self, case_id: str) -> dict | None:
+        """How the stored case was scored (read after :meth:`load` accepted the file)."""
+        return json.loads(self.path(case_id).read_text(encoding="utf-8")).get("scoring")
+
+    def residual(self, case_id: str) -> Volume:
+        """The stored residual volume of ``case_id`` (InputError naming the file when it is missing)."""
+        return read_volume(self.residual_path(case_id))
 
     def load(self, case_id: str) -> cohort.CaseScores | None:
         """The stored result of ``case_id`` (None when there is none).

@@ -18,6 +18,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import ndimage as ndi
 
 from autopaint_app.core import baselines, metrics
 
@@ -78,6 +79,32 @@ def score_case(case_id: str, residual: np.ndarray, truth: np.ndarray, ooi: np.nd
             scores[name] = mask_scores(method(suv, ooi), truth)
     return CaseScores(case_id, sweep, metrics.best_per_subject(sweep), scores, int(truth.sum()), dict(facts or {}),
                       note)
+
+
+def uptake_target(truth: np.ndarray, suv: np.ndarray | None, fraction: float) -> np.ndarray:
+    """The avid part of a label: in each 3-D connected lesion, the voxels with SUV >= ``fraction`` x its SUVmax.
+
+    For labels that hold a non-avid core (a necrotic sarcoma's GTV), which no uptake-based method can
+    find; scoring against the avid part separates "missed the necrosis" from "missed the tumour".
+
+    Args:
+        truth: boolean label ``(z, y, x)``.
+        suv: SUV on the same grid, or None.
+        fraction: in (0, 1].
+
+    Raises:
+        ValueError: no SUV, or a fraction outside (0, 1].
+    """
+    if suv is None:
+        raise ValueError("an uptake target needs the PET in SUV")
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"the uptake fraction must lie in (0, 1], got {fraction:g}")
+    labels, count = ndi.label(truth, structure=np.ones((3, 3, 3), dtype=bool))
+    if count == 0:
+        return np.zeros(truth.shape, dtype=bool)
+    peaks = ndi.maximum(suv, labels, index=np.arange(1, count + 1))
+    floor = np.concatenate([[np.inf], fraction * np.asarray(peaks, dtype=float)])
+    return (labels > 0) & (suv >= floor[labels])
 
 
 def _summary(values) -> dict:

@@ -75,7 +75,13 @@ def test_evaluate_writes_the_papers_table_csv_and_plot(cohort, tmp_path, monkeyp
     assert run.code == 0, run.err
     assert sorted(p.name for p in out.iterdir()) == ["cases", "cases.csv", "dice_vs_threshold.csv",
                                                      "dice_vs_threshold.png", "evaluation.json", "summary.csv"]
-    assert sorted(p.name for p in (out / "cases").iterdir()) == ["case_a.json", "case_b.json"]  # no staging file
+    assert sorted(p.name for p in (out / "cases").iterdir()) == ["case_a.json", "case_a.residual.nii.gz",
+                                                                 "case_b.json", "case_b.residual.nii.gz"]
+    stored_residual = read_volume(out / "cases" / "case_a.residual.nii.gz")  # each case's residual, CT geometry
+    assert_same_grid_exactly(stored_residual, read_volume(cohort / "case_a" / "ct.nii.gz"))
+    truth = read_volume(cohort / "case_a" / "label.nii.gz").array > 0
+    stored = json.loads((out / "cases" / "case_a.json").read_text())
+    assert stored["scores"]["best"]["dice"] == metrics.best_per_subject(metrics.sweep(stored_residual.array, truth)).dice
     rows = list(csv.DictReader((out / "cases.csv").open()))
     assert [r["case_id"] for r in rows] == ["case_a", "case_b"]
     table = json.loads((out / "evaluation.json").read_text())

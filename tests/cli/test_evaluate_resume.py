@@ -45,7 +45,7 @@ def test_two_shards_into_one_folder_give_the_single_runs_table(cohort, single_ru
     assert first.code == 0, first.err
     assert "shard 1/2 done: 1 of 2 cases stored" in first.out and "missing: case_b" in first.out
     assert sorted(p.name for p in out.iterdir()) == ["cases"]  # no table yet
-    assert [p.name for p in (out / "cases").iterdir()] == ["case_a.json"]
+    assert sorted(p.name for p in (out / "cases").iterdir()) == ["case_a.json", "case_a.residual.nii.gz"]
     calls_first = predictor.calls
     second = _evaluate(cohort, out, "--shard", "2/2")
     assert second.code == 0, second.err
@@ -67,7 +67,7 @@ def test_an_interrupted_run_resumes_where_it_stopped(cohort, single_run, tmp_pat
     stopped = _evaluate(cohort, out)
     assert stopped.code == 130
     assert sorted(p.name for p in out.iterdir()) == ["cases"]  # the table is all or nothing
-    assert [p.name for p in (out / "cases").iterdir()] == ["case_a.json"]  # the finished case is kept
+    assert sorted(p.name for p in (out / "cases").iterdir()) == ["case_a.json", "case_a.residual.nii.gz"]  # kept
     assert_error(_evaluate(cohort, out), out / "cases" / "case_a.json", "already exists")  # no silent recompute
     resumed_predictor = KeyboardInterruptAfter(10**9)
     use_fake_predictor(monkeypatch, resumed_predictor)
@@ -113,3 +113,49 @@ def test_two_cases_with_one_id_are_refused_before_any_work(cohort, tmp_path, mon
     assert_error(run, twin / "ct.nii.gz",
                  "two cases are named 'case_a'", "must be unique")
     assert predictor.calls == 0
+
+
+def test_another_target_is_scored_from_the_stored_residuals_without_inference(cohort, tmp_path, monkeypatch):  # noqa: F811
+    use_fake_predictor(monkeypatch, CountingPredictor(ring_mean_fill))
+    out = tmp_path / "eval"
+    assert _evaluate(cohort, out).code == 0
+    whole = json.loads((out / "evaluation.json").read_text())
+    predictor = CountingPredictor(ring_mean_fill)
+    use_fake_predictor(monkeypatch, predictor)
+    run = _evaluate(cohort, out, "--resume", "--target-uptake", "0.41")
+    assert run.code == 0, run.err
+    assert predictor.calls == 0 and run.err.count("stored result re-scored from its stored residual") == 2
+    assert "target: label voxels with SUV >= 0.41 x their lesion's SUVmax" in run.out
+    avid = json.loads((out / "evaluation.json").read_text())
+    assert avid["target_uptake"] == 0.41 and whole["target_uptake"] is None
+    for before, after in zip(whole["per_case"], avid["per_case"]):
+        assert 0 < after["label_voxels"] < before["label_voxels"] and after["facts"]["target_voxels"] == after["label_voxels"]
+    # the same as scoring the stored residual against the avid part by hand
+    from autopaint_app.core import cohort as core_cohort, metrics
+    from autopaint_app.core.case import find_cases, load_case
+    from autopaint_app.core.io import read_volume
+    from autopaint_app.core.preprocess import resample_pet_to_ct
+
+    case = load_case(find_cases(cohort / "case_b")[0], pet_suv=True)
+    target = core_cohort.uptake_target(case.label.array > 0, resample_pet_to_ct(case.pet, case.ct).array, 0.41)
+    residual = read_volume(out / "cases" / "case_b.residual.nii.gz").array
+    assert avid["per_case"][1]["autopaint_best"]["dice"] == pytest.approx(
+        metrics.best_per_subject(metrics.sweep(residual, target)).dice, abs=1e-12)
+    stored = json.loads((out / "cases" / "case_a.json").read_text())
+    assert stored["scoring"] == {"target_uptake": 0.41}
+    back = _evaluate(cohort, out, "--resume")  # and back to the whole label: same table as the first run
+    assert back.code == 0 and predictor.calls == 0
+    again = json.loads((out / "evaluation.json").read_text())
+    assert [c["autopaint_best"] for c in again["per_case"]] == [c["autopaint_best"] for c in whole["per_case"]]
+
+
+def test_an_uptake_target_without_pet_is_a_one_line_error(cohort, tmp_path, monkeypatch):  # noqa: F811
+    use_fake_predictor(monkeypatch, CountingPredictor(ring_mean_fill))
+    ct_only = tmp_path / "ct_only" / "case"
+    ct_only.mkdir(parents=True)
+    for name in ("ct.nii.gz", "label.nii.gz"):
+        (ct_only / name).write_bytes((cohort / "case_b" / name).read_bytes())
+    run = cli("evaluate", "--cases", ct_only.parent, "--site", "lung", "--modality", "ct", "--target-uptake", "0.41",
+              "--out", tmp_path / "e", "--no-progress")
+    assert run.code == 2 and "--target-uptake: an uptake target needs the PET in SUV" in run.err
+    assert "Traceback" not in run.err

@@ -99,3 +99,21 @@ def test_case_scores_survive_a_json_round_trip_nan_included():
     broken["sweep"]["dice"] = broken["sweep"]["dice"][:-1]
     with pytest.raises(ValueError, match="differ in length"):
         cohort.case_scores_from_dict(broken)
+
+
+def test_uptake_target_keeps_each_lesions_avid_part():
+    truth = np.zeros((1, 6, 8), dtype=bool)
+    suv = np.zeros((1, 6, 8))
+    truth[0, 1:4, 1:4] = True  # lesion 1: hot rim, cold core, SUVmax 10
+    suv[0, 1:4, 1:4] = [[6, 10, 6], [5, 1, 5], [4, 3, 4.1]]
+    truth[0, 1:3, 6:8] = True  # lesion 2 (not touching): SUVmax 2, all above 41 % of it
+    suv[0, 1:3, 6:8] = [[2, 1], [0.9, 0.83]]
+    target = cohort.uptake_target(truth, suv, 0.41)
+    expected = truth & (suv >= 4.1)
+    expected[0, 1:3, 6:8] = suv[0, 1:3, 6:8] >= 0.82  # lesion 2's own peak sets its floor
+    np.testing.assert_array_equal(target, expected)
+    assert not target[0, 2, 2] and target[0, 3, 3]  # the necrotic centre is out; SUV exactly at the floor is in
+    with pytest.raises(ValueError, match="needs the PET in SUV"):
+        cohort.uptake_target(truth, None, 0.41)
+    with pytest.raises(ValueError, match=r"must lie in \(0, 1\], got 1.5"):
+        cohort.uptake_target(truth, suv, 1.5)
