@@ -154,6 +154,9 @@ def _add_segment_parsers(commands) -> None:
     segment.add_argument("--pet", type=Path, default=None, help="PET (SUV file or DICOM folder)")
     _add_pipeline_options(segment)
     segment.add_argument("--threshold", type=float, default=None, help="residual threshold of the mask (default 0.1)")
+    segment.add_argument("--min-lesion-ml", type=float, default=None,
+                         help="drop lesions (3-D) smaller than this from the mask, in ml (default 0 = keep all, as "
+                              "the paper; the residual is unchanged)")
     segment.add_argument("--slices", default=None, help="A:B, only these axial slices (half-open, 0-based)")
     segment.add_argument("--ooi", type=Path, default=None, help="organ-of-interest mask on the CT grid")
     segment.add_argument("--out", type=Path, required=True, help="output folder")

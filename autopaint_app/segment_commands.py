@@ -122,7 +122,7 @@ TUNABLE_OPTIONS = {"threshold": "threshold", "radius": "circle_radius_px", "stri
                    "min_radius": "min_tumour_radius_px", "top_k": "top_k", "outlier_k": "outlier_k",
                    "volume_k": "volume_outlier_k",
                    "search": "circle_search", "context": "crop_context_ratio",
-                   "complete_neighbours": "complete_neighbours"}
+                   "complete_neighbours": "complete_neighbours", "min_lesion_ml": "min_lesion_ml"}
 
 
 def pipeline_params(args) -> PipelineParams:

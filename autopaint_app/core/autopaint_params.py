@@ -64,6 +64,9 @@ class PipelineParams:
         top_k: at most this many candidate circles per slice.
         mode: ``"fast"`` (local crops, batched) or ``"reference"`` (whole slice, one circle per pass).
         threshold: default residual threshold of the final mask (``residual > threshold``).
+        min_lesion_ml: the final mask drops 3-D lesions (26-connected) smaller than this volume
+            (ml); 0 = off, the paper (which has no such rule). Applies to the mask only: the
+            residual, and so ``evaluate``'s threshold sweep, are unchanged.
         size_level: residual level at which connected components are measured for the minimum-size
             criterion (independent of ``threshold``, so the paper's threshold sweep sees one fixed
             residual volume).
@@ -113,6 +116,7 @@ class PipelineParams:
     top_k: int = 3
     mode: str = "fast"
     threshold: float = 0.1
+    min_lesion_ml: float = 0.0
     size_level: float = 0.1
     outlier_k: float = 2.0
     volume_outlier_k: float = 4.0
@@ -149,6 +153,8 @@ class PipelineParams:
         for name in ("threshold", "size_level", "min_intensity_difference"):
             if not 0 <= getattr(self, name) < 1:
                 problems.append(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0 <= self.min_lesion_ml <= 1000:
+            problems.append(f"min_lesion_ml must be in [0, 1000] (0 = off), got {self.min_lesion_ml}")
         if not 0 < self.outlier_k <= 20:
             problems.append(f"outlier_k must be in (0, 20], got {self.outlier_k}")
         if not 0 <= self.volume_outlier_k <= 20:

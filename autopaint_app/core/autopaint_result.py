@@ -25,11 +25,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import ndimage
 
 from autopaint_app.core.autopaint_circles import Box, dilated_masks, disk_mask
 from autopaint_app.core.autopaint_params import PipelineParams
 from autopaint_app.core.autopaint_scores import largest_component_radius, passes_min_size
 from autopaint_app.core.io import Volume
+from autopaint_app.core.lesions import CONNECTIVITY_26
 from autopaint_app.core.preprocess import WorkingGrid, unit_to_ct, unit_to_pet
 from autopaint_app.core.presets import SitePreset
 
@@ -125,6 +127,17 @@ class SliceResult:
         return full
 
 
+def drop_small_lesions(mask: np.ndarray, min_ml: float, voxel_ml: float) -> np.ndarray:
+    """``mask`` without its 26-connected components of less than ``min_ml`` (the mask itself when 0)."""
+    if min_ml <= 0 or not mask.any():
+        return mask
+    labels, _ = ndimage.label(mask, structure=CONNECTIVITY_26)
+    sizes = np.bincount(labels.ravel()) * voxel_ml
+    keep = sizes >= min_ml
+    keep[0] = False
+    return keep[labels]
+
+
 @dataclass(eq=False)
 class AutopaintResult:
     """A finished run on one case.
@@ -186,13 +199,16 @@ class AutopaintResult:
         return self._cache[key]
 
     def mask(self, threshold: float | None = None, min_radius_px: float | None = None,
-             size_level: float | None = None) -> np.ndarray:
-        """Tumour mask on the case grid: ``residual > threshold``, boolean ``(z, y, x)``.
+             size_level: float | None = None, min_lesion_ml: float | None = None) -> np.ndarray:
+        """Tumour mask on the case grid: ``residual > threshold`` without lesions under ``min_lesion_ml``.
 
-        Re-thresholding and a different minimum radius need no inference (stored residuals).
+        Boolean ``(z, y, x)``. Re-thresholding, a different minimum radius or minimum lesion volume
+        need no inference (stored residuals). Defaults come from :attr:`params`.
         """
         threshold = self.params.threshold if threshold is None else float(threshold)
-        return self.residual_volume(size_level, min_radius_px).array > threshold
+        smallest = self.params.min_lesion_ml if min_lesion_ml is None else float(min_lesion_ml)
+        residual = self.residual_volume(size_level, min_radius_px)
+        return drop_small_lesions(residual.array > threshold, smallest, residual.voxel_volume_ml)
 
     def inpainted_volumes(self, physical: bool = False, size_level: float | None = None,
                           min_radius_px: float | None = None) -> dict[str, Volume]:

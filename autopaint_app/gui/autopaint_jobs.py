@@ -194,12 +194,12 @@ def autopaint_steps(loaded: LoadedCase, request: RunRequest, prepared_cache: dic
     return RunOutcome(result, mask, provider_title(predictor), mask_lesions(mask, loaded))
 
 
-def resegment_steps(result: AutopaintResult, threshold: float, min_radius_px: float, loaded: LoadedCase
-                    ) -> Generator[Progress, None, tuple[np.ndarray, MaskLesions]]:
-    """The mask of a finished run at another threshold / minimum radius (no inference) and its
-    lesions, as a job."""
+def resegment_steps(result: AutopaintResult, threshold: float, min_radius_px: float, loaded: LoadedCase,
+                    min_lesion_ml: float = 0.0) -> Generator[Progress, None, tuple[np.ndarray, MaskLesions]]:
+    """The mask of a finished run at another threshold / minimum radius / minimum lesion volume (no
+    inference) and its lesions, as a job."""
     yield Progress(0, 1, "re-segmenting from the stored residuals")
-    mask = result.mask(threshold, min_radius_px)
+    mask = result.mask(threshold, min_radius_px, min_lesion_ml=min_lesion_ml)
     lesions = mask_lesions(mask, loaded)
     yield Progress(1, 1, "re-segmented")
     return mask, lesions

@@ -195,7 +195,7 @@ class PipelineSession(QObject):
         """The site preset's parameters, keeping the user's mode and search choices."""
         p = self.params
         return PipelineParams.from_preset(get_preset(site), mode=p.mode, circle_search=p.circle_search,
-                                          complete_neighbours=p.complete_neighbours)
+                                          complete_neighbours=p.complete_neighbours, min_lesion_ml=p.min_lesion_ml)
 
     def set_modality(self, modality: str) -> None:
         self.modality = modality
@@ -210,12 +210,13 @@ class PipelineSession(QObject):
         """Change pipeline parameters (validated: raises ValueError naming the problem).
 
         Radius, stride and top-k changes re-run detection after :data:`RERUN_DELAY_MS` when there
-        is a result or a run; the minimum tumour radius re-segments (see :meth:`set_min_radius`).
+        is a result or a run; the minimum tumour radius and minimum lesion volume re-segment (see
+        :meth:`set_min_radius`).
         """
         params = self.params.with_changes(**changes)
         if params == self.params:
             return
-        radius_changed = params.min_tumour_radius_px != self.params.min_tumour_radius_px
+        radius_changed = _mask_rules(params) != _mask_rules(self.params)
         old_mode = self.params.mode
         self.params = params
         if params.mode != old_mode and not self.model_chosen:  # reference: the float model; fast: its int8 twin
@@ -235,7 +236,12 @@ class PipelineSession(QObject):
         self.threshold = float(threshold)
         self.settings_changed.emit()
         if self.result is not None and not self.running:
-            self._apply_mask(self.result.mask(self.threshold, self.params.min_tumour_radius_px))
+            self._apply_mask(self._mask_of_result())
+
+    def _mask_of_result(self) -> np.ndarray:
+        """The finished run's mask with today's threshold, minimum radius and minimum lesion volume."""
+        return self.result.mask(self.threshold, self.params.min_tumour_radius_px,
+                                min_lesion_ml=self.params.min_lesion_ml)
 
     # ------------------------------------------------------------------ runs
     def run(self) -> None:
@@ -318,11 +324,11 @@ class PipelineSession(QObject):
         self.result = outcome.result
         self.overlays.finish()
         self._set_status(outcome.provider)
-        if outcome.result.params.min_tumour_radius_px != self.params.min_tumour_radius_px:
-            self._resegment()  # the radius changed during the run
+        if _mask_rules(outcome.result.params) != _mask_rules(self.params):
+            self._resegment()  # the minimum radius or lesion volume changed during the run
         else:
             if self.threshold != outcome.result.params.threshold:
-                self._apply_mask(self.result.mask(self.threshold, self.params.min_tumour_radius_px))
+                self._apply_mask(self._mask_of_result())
             else:
                 self._apply_mask(outcome.mask, outcome.lesions)
         self.run_finished.emit()
@@ -339,19 +345,20 @@ class PipelineSession(QObject):
     def _resegment(self) -> None:
         if self.result is None or self.running:
             return
-        threshold, radius = self.threshold, self.params.min_tumour_radius_px
+        threshold, rules = self.threshold, _mask_rules(self.params)
 
         def apply(mask_and_lesions) -> None:
-            if (threshold, radius) == (self.threshold, self.params.min_tumour_radius_px) and not self.running:
+            if (threshold, rules) == (self.threshold, _mask_rules(self.params)) and not self.running:
                 self._apply_mask(*mask_and_lesions)
 
-        self.reseg_runner.run("Re-segmenting", resegment_steps, self.result, threshold, radius, self.state.loaded,
-                              on_result=apply)
+        self.reseg_runner.run("Re-segmenting", resegment_steps, self.result, threshold, rules[0], self.state.loaded,
+                              rules[1], on_result=apply)
 
     def _apply_mask(self, mask: np.ndarray, lesions=None) -> None:
         name = self.model.name if self.model is not None else "model"
+        smallest = f", lesions ≥ {self.params.min_lesion_ml:g} ml" if self.params.min_lesion_ml > 0 else ""
         self.state.set_mask(mask, f"AutoPaint ({name}, threshold {self.threshold:.2f}, "
-                                  f"min radius {self.params.min_tumour_radius_px:g} px)", lesions)
+                                  f"min radius {self.params.min_tumour_radius_px:g} px{smallest})", lesions)
         self._update_metrics()
         self.segmentation_updated.emit()
 
@@ -404,3 +411,8 @@ class PipelineSession(QObject):
             self.model, self.model_chosen = self._default_model(), False
         self.settings_changed.emit()
         self.metrics_updated.emit(None)
+
+
+def _mask_rules(params: PipelineParams) -> tuple[float, float]:
+    """The parameters that change the mask of a finished run without inference (besides the threshold)."""
+    return params.min_tumour_radius_px, params.min_lesion_ml

@@ -281,3 +281,24 @@ def test_the_whole_body_region_reaches_the_pipeline_and_the_summary(lung_phantom
     assert summaries["site"]["ooi"]["region"] == "site" and summaries["body"]["ooi"]["region"] == "body"
     assert summaries["body"]["ooi"]["volume_ml"] > 1.5 * summaries["site"]["ooi"]["volume_ml"]  # chest wall, heart
     assert summaries["body"]["circles_inpainted"] > summaries["site"]["circles_inpainted"]
+
+
+def test_the_minimum_lesion_volume_reaches_the_mask_and_the_lesion_table(lung_phantom, tmp_path, monkeypatch):
+    case, _ = lung_phantom
+    use_fake_predictor(monkeypatch, CountingPredictor(ring_mean_fill))
+    plain = _segment(case, tmp_path / "plain", "--threshold", "0.02", "--volume-k", "0")  # the fake: 4 lesions
+    assert plain.code == 0, plain.err
+    lesions = json.loads((tmp_path / "plain" / "summary.json").read_text())["lesions"]
+    largest = max(lesion["volume_ml"] for lesion in lesions)
+    assert len(lesions) >= 2  # the tumour and smaller specks
+    run = _segment(case, tmp_path / "big", "--threshold", "0.02", "--volume-k", "0", "--min-lesion-ml", str(largest))
+    assert run.code == 0, run.err
+    summary = json.loads((tmp_path / "big" / "summary.json").read_text())
+    assert summary["params"]["min_lesion_ml"] == largest
+    assert [lesion["volume_ml"] for lesion in summary["lesions"]] == [largest]
+    mask = read_volume(tmp_path / "big" / "mask.nii.gz").array
+    assert mask.sum() == summary["lesions"][0]["voxels"]
+    residual_plain = read_volume(tmp_path / "plain" / "residual.nii.gz").array
+    np.testing.assert_array_equal(read_volume(tmp_path / "big" / "residual.nii.gz").array, residual_plain)
+    assert_error(_segment(case, tmp_path / "bad", "--min-lesion-ml", "-1"), "pipeline parameters",
+                 "min_lesion_ml must be in [0, 1000] (0 = off), got -1.0")

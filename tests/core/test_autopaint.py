@@ -255,3 +255,29 @@ def test_the_volume_rule_drops_the_per_slice_outliers_of_healthy_slices_and_keep
     monkeypatch.setattr(autopaint_module, "VOLUME_RULE_MIN_SLICES", 5)  # too few slices: the rule is off
     too_few = autopaint(prepared, ooi, CountingPredictor(ring_mean_fill), PipelineParams(volume_outlier_k=6.0))
     assert too_few.stats["volume_level"] is None and all(too_few.slices[z].candidates.size for z in range(4))
+
+
+def test_the_minimum_lesion_volume_drops_small_3d_lesions_from_the_mask_only():
+    from autopaint_app.core.autopaint_result import drop_small_lesions
+
+    mask = np.zeros((3, 8, 8), dtype=bool)
+    mask[0:2, 1:3, 1:3] = True       # 8 voxels
+    mask[0, 7, 0] = True             # 1 voxel
+    mask[1, 4, 4] = mask[2, 5, 5] = True  # 2 voxels, diagonal neighbours in 3-D (26-connected)
+    np.testing.assert_array_equal(drop_small_lesions(mask, 0.0, 0.5), mask)           # off
+    kept = drop_small_lesions(mask, 1.0, 0.5)                                         # >= 2 voxels of 0.5 ml
+    assert kept.sum() == 10 and not kept[0, 7, 0] and kept[1, 4, 4] and kept[2, 5, 5]
+    assert drop_small_lesions(mask, 4.0, 0.5).sum() == 8
+    assert not drop_small_lesions(mask, 4.5, 0.5).any()
+    discs = [(0, 64, 60, 10, 8.0)]
+    prepared, ooi = disc_case(128, 1, discs)
+    predictor = _healer()
+    result = autopaint(prepared, ooi, predictor)
+    voxel_ml = result.residual_volume().voxel_volume_ml
+    lesion_ml = _disc_label(128, 1, discs).sum() * voxel_ml
+    calls = predictor.calls
+    np.testing.assert_array_equal(result.mask(min_lesion_ml=lesion_ml), _disc_label(128, 1, discs))
+    assert not result.mask(min_lesion_ml=lesion_ml * 1.01).any()
+    assert result.residual_volume().array.any() and predictor.calls == calls   # residual kept, no inference
+    with pytest.raises(ValueError, match=r"min_lesion_ml must be in \[0, 1000\]"):
+        result.params.with_changes(min_lesion_ml=-1.0)

@@ -260,3 +260,27 @@ def test_failures_are_dialogs_and_leave_the_state_alone(ran, dialogs, qtbot):
         ran.run_action.trigger()
     assert dialogs.texts("critical") == ["RuntimeError: GPU fell off the bus"]
     assert pipeline.result is result and state.mask is mask and not pipeline.running
+
+
+def test_min_lesion_volume_drops_small_lesions_without_inference(ran, fake, qtbot):
+    from autopaint_app.core.lesions import lesion_table
+
+    state, panel, result, pipeline = ran.state, ran.tuning_panel, ran.pipeline.result, ran.pipeline
+    calls = fake.calls
+    spacing = state.loaded.reference.spacing
+    volumes = [row.volume_ml for row in lesion_table(state.mask, None, spacing)]
+    assert volumes  # the fake finds the demo tumour (about 52 ml)
+    before = state.mask.copy()
+    below, above = round(min(volumes) - 1, 2), round(max(volumes) + 1, 2)
+    with qtbot.waitSignal(pipeline.segmentation_updated, timeout=10000):
+        panel.min_lesion.setValue(above)  # larger than every lesion: nothing left
+    assert pipeline.params.min_lesion_ml == above and not state.mask.any()
+    assert state.mask_source.endswith(f"lesions ≥ {above:g} ml)")
+    with qtbot.waitSignal(pipeline.segmentation_updated, timeout=10000):
+        panel.min_lesion.setValue(below)  # smaller than every lesion: the mask of the run
+    assert np.array_equal(state.mask, before)
+    assert np.array_equal(state.mask, result.mask(pipeline.threshold, pipeline.params.min_tumour_radius_px,
+                                                  min_lesion_ml=below))
+    assert fake.calls == calls  # no inference
+    pipeline.set_site("hn")  # a new site preset keeps the user's minimum lesion volume
+    assert pipeline.params.min_lesion_ml == below

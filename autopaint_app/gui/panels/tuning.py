@@ -68,6 +68,8 @@ class TuningPanel(QGroupBox):
         self.min_radius = self._slider(0.0, 30.0, 1, "a slice keeps its inpainting only when its largest "
                                                      "residual blob is at least this radius (working pixels)")
         self.threshold = self._slider(0.0, 0.95, 2, "final mask = residual > threshold (unit intensity)")
+        self.min_lesion = self._slider(0.0, 100.0, 2, "the final mask drops lesions (3-D) smaller than this "
+                                                     "volume in ml; 0 = keep all, as the paper")
         self.run_button = QPushButton("Run AutoPaint")
         self.cancel_button = QPushButton("Cancel")
         self.message = QLabel("")
@@ -105,7 +107,8 @@ class TuningPanel(QGroupBox):
                               ("Mode:", self.mode), ("Search:", self.search), ("Circle radius:", self.radius),
                               ("Stride:", self.stride),
                               ("Top-k:", self.top_k), ("Slices:", self.slices), ("", self.scale),
-                              ("Min. tumour radius:", self.min_radius), ("Threshold:", self.threshold)):
+                              ("Min. tumour radius:", self.min_radius), ("Threshold:", self.threshold),
+                              ("Min. lesion (ml):", self.min_lesion)):
             form.addRow(label, widget)
         buttons = QHBoxLayout()
         buttons.addWidget(self.run_button, 1)
@@ -127,6 +130,7 @@ class TuningPanel(QGroupBox):
         self.slices.activated.connect(self._on_slices_chosen)
         self.min_radius.valueChanged.connect(lambda v: self._set_params(min_tumour_radius_px=round(float(v), 1)))
         self.threshold.valueChanged.connect(lambda v: s.set_threshold(round(float(v), 2)))
+        self.min_lesion.valueChanged.connect(lambda v: self._set_params(min_lesion_ml=round(float(v), 2)))
         self.run_button.clicked.connect(self.run)
         self.cancel_button.clicked.connect(s.cancel)
         s.settings_changed.connect(self._on_settings_changed)
@@ -197,7 +201,7 @@ class TuningPanel(QGroupBox):
         loaded = s.state.loaded
         modalities = case_modalities(loaded) if loaded is not None else list(MODALITY_TITLES)
         widgets = (self.site, self.model, self.modality, self.mode, self.search, self.radius, self.stride, self.top_k,
-                   self.min_radius, self.threshold)
+                   self.min_radius, self.threshold, self.min_lesion)
         for widget in widgets:
             widget.blockSignals(True)
         self.site.setCurrentIndex(self.site.findData(s.site))
@@ -215,6 +219,7 @@ class TuningPanel(QGroupBox):
         self.top_k.setValue(p.top_k)
         self.min_radius.setValue(p.min_tumour_radius_px)
         self.threshold.setValue(s.threshold)
+        self.min_lesion.setValue(p.min_lesion_ml)
         for widget in widgets:
             widget.blockSignals(False)
         if loaded is not None:
