@@ -22,7 +22,7 @@ from autopaint_app.core import cohort
 from autopaint_app.core.case import find_cases_in
 from autopaint_app.core.errors import InputError
 from autopaint_app.core.presets import BODY_REGION
-from autopaint_app.core.io import publish_staged
+from autopaint_app.core.io import Volume, publish_staged
 from autopaint_app.core.segment import case_ooi, load_pet_on_reference, refuse_existing, segment_case
 from autopaint_app.evaluate_store import (CASES_FOLDER, CaseStore, check_unique_ids, in_shard, model_fingerprint,
                                           parse_shard)
@@ -51,7 +51,7 @@ def run_evaluate(args) -> None:
     store = CaseStore(Path(args.out) / CASES_FOLDER, run_settings(args, params, predictor))
     results = _run_cases(found, mine, store, args, predictor, params)
     for files in found:  # cases of other shards, stored meanwhile
-        if files.case_id not in results and (stored := store.load(files.case_id)) is not None:
+        if files.case_id not in results and (stored := _stored(files, store, args)[0]) is not None:
             results[files.case_id] = stored
     missing = [files.case_id for files in found if files.case_id not in results]
     if missing:
@@ -90,11 +90,8 @@ def _run_cases(found, mine, store: CaseStore, args, predictor, params) -> dict:
     """Score this run's cases (reusing stored ones with --resume), storing each as it finishes."""
     results, total, mine_ids = {}, len(found), {files.case_id for files in mine}
     for number, files in enumerate(found, start=1):
-        stored = store.load(files.case_id) if args.resume else None
+        stored, how = _stored(files, store, args) if args.resume else (None, "")
         if stored is not None:
-            how = "reused"
-            if store.scoring(files.case_id) != scoring_settings(args):
-                stored, how = _rescore(files, stored, store, args), "re-scored from its stored residual"
             results[files.case_id] = stored
             print(f"case {number}/{total} {files.case_id}: stored result {how}", file=sys.stderr, flush=True)
         elif files.case_id in mine_ids:
@@ -105,7 +102,17 @@ def _run_cases(found, mine, store: CaseStore, args, predictor, params) -> dict:
     return results
 
 
-def _score_one(files, args, predictor, params, label: str) -> tuple[cohort.CaseScores, object]:
+def _stored(files, store: CaseStore, args) -> tuple[cohort.CaseScores | None, str]:
+    """A stored case scored the way this run asks (re-scored from its residual when needed), and how."""
+    stored = store.load(files.case_id)
+    if stored is None:
+        return None, ""
+    if store.scoring(files.case_id) != scoring_settings(args):
+        return _rescore(files, stored, store, args), "re-scored from its stored residual"
+    return stored, "reused"
+
+
+def _score_one(files, args, predictor, params, label: str) -> tuple[cohort.CaseScores, Volume]:
     """Segment and score one case; returns the scores and the residual volume (reference grid)."""
     started = time.perf_counter()
     case = load_for_modality(files, args.modality)
