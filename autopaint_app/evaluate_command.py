@@ -23,7 +23,8 @@ from autopaint_app.core.case import find_cases_in
 from autopaint_app.core.errors import InputError
 from autopaint_app.core.presets import BODY_REGION
 from autopaint_app.core.io import Volume, publish_staged
-from autopaint_app.core.segment import case_ooi, load_pet_on_reference, refuse_existing, segment_case
+from autopaint_app.core.segment import (case_ooi, circle_radius_mm, load_pet_on_reference, refuse_existing,
+                                       segment_case)
 from autopaint_app.evaluate_store import (CASES_FOLDER, CaseStore, check_unique_ids, in_shard, model_fingerprint,
                                           parse_shard)
 from autopaint_app.segment_commands import (ProgressBar, load_for_modality, load_predictor, model_facts,
@@ -51,7 +52,7 @@ def run_evaluate(args) -> None:
     store = CaseStore(Path(args.out) / CASES_FOLDER, run_settings(args, params, predictor))
     results = _run_cases(found, mine, store, args, predictor, params)
     for files in found:  # cases of other shards, stored meanwhile
-        if files.case_id not in results and (stored := _stored(files, store, args)[0]) is not None:
+        if files.case_id not in results and (stored := _stored(files, store, args, params)[0]) is not None:
             results[files.case_id] = stored
     missing = [files.case_id for files in found if files.case_id not in results]
     if missing:
@@ -90,7 +91,7 @@ def _run_cases(found, mine, store: CaseStore, args, predictor, params) -> dict:
     """Score this run's cases (reusing stored ones with --resume), storing each as it finishes."""
     results, total, mine_ids = {}, len(found), {files.case_id for files in mine}
     for number, files in enumerate(found, start=1):
-        stored, how = _stored(files, store, args) if args.resume else (None, "")
+        stored, how = _stored(files, store, args, params) if args.resume else (None, "")
         if stored is not None:
             results[files.case_id] = stored
             print(f"case {number}/{total} {files.case_id}: stored result {how}", file=sys.stderr, flush=True)
@@ -102,13 +103,13 @@ def _run_cases(found, mine, store: CaseStore, args, predictor, params) -> dict:
     return results
 
 
-def _stored(files, store: CaseStore, args) -> tuple[cohort.CaseScores | None, str]:
+def _stored(files, store: CaseStore, args, params) -> tuple[cohort.CaseScores | None, str]:
     """A stored case scored the way this run asks (re-scored from its residual when needed), and how."""
     stored = store.load(files.case_id)
     if stored is None:
         return None, ""
     if store.scoring(files.case_id) != scoring_settings(args):
-        return _rescore(files, stored, store, args), "re-scored from its stored residual"
+        return _rescore(files, stored, store, args, params), "re-scored from its stored residual"
     return stored, "reused"
 
 
@@ -138,12 +139,12 @@ def _score(case, residual, ooi, suv, facts: dict, args) -> cohort.CaseScores:
     return cohort.score_case(case.case_id, residual, truth, ooi, suv, facts)
 
 
-def _rescore(files, stored: cohort.CaseScores, store: CaseStore, args) -> cohort.CaseScores:
+def _rescore(files, stored: cohort.CaseScores, store: CaseStore, args, params) -> cohort.CaseScores:
     """The stored residual scored the way this run asks (no inference); the store is updated."""
     residual = store.residual(files.case_id)
     case = load_for_modality(files, args.modality)
     suv = load_pet_on_reference(case)
-    ooi = case_ooi(case, args.site, suv, None, [], args.ooi_region)
+    ooi = case_ooi(case, args.site, suv, None, [], args.ooi_region, circle_radius_mm(case, params))
     facts = {key: value for key, value in stored.facts.items() if key != "target_voxels"}
     scores = _score(case, residual.array, ooi, None if suv is None else suv.array, facts, args)
     store.save(scores, files, scoring_settings(args))

@@ -290,13 +290,14 @@ def load_user_ooi(path: str | os.PathLike, reference: Volume) -> np.ndarray:
 
 
 def compute_ooi(site: str, ct: Volume | None = None, pet: Volume | None = None,
-                user_mask_path: str | os.PathLike | None = None, region: str = SITE_REGION) -> np.ndarray:
+                user_mask_path: str | os.PathLike | None = None, region: str = SITE_REGION,
+                circle_radius_mm: float | None = None) -> np.ndarray:
     """The organ of interest for a case: user mask if given, else the automatic mask of ``region``.
 
     Lung: :func:`lung_ooi` from CT; without CT, :func:`lung_ooi_from_pet` (PET low-uptake lungs in
     the PET body contour). Head and neck: :func:`head_neck_ooi` from CT and/or PET. Whole body
-    (``region="body"``, any site): :func:`body_ooi`, kept the site's circle radius away from the
-    edge of the field of view.
+    (``region="body"``, any site): :func:`body_ooi`, kept a circle radius away from the edge of
+    the field of view.
 
     Args:
         site: ``"lung"`` or ``"hn"``.
@@ -304,6 +305,8 @@ def compute_ooi(site: str, ct: Volume | None = None, pet: Volume | None = None,
         pet: SUV, shape ``(z, y, x)``, already on the CT grid when both are given; or None.
         user_mask_path: a mask file on the CT grid (PET grid without CT) that replaces the automatic one.
         region: :data:`SITE_REGION` (the site's organ) or :data:`BODY_REGION` (the whole body).
+        circle_radius_mm: the run's sliding-circle radius, the whole body's edge margin (default: the
+            site preset's radius on the paper's 500/512 mm pixels).
 
     Returns:
         bool mask ``(z, y, x)`` on the CT grid (PET grid without CT). An automatic mask may be
@@ -324,7 +327,8 @@ def compute_ooi(site: str, ct: Volume | None = None, pet: Volume | None = None,
     if user_mask_path is not None:
         return load_user_ooi(user_mask_path, reference)
     if region == BODY_REGION:
-        return body_ooi(ct, pet, edge_margin_mm=preset.circle_radius_px * REFERENCE_PIXEL_MM)
+        margin = preset.circle_radius_px * REFERENCE_PIXEL_MM if circle_radius_mm is None else circle_radius_mm
+        return body_ooi(ct, pet, edge_margin_mm=margin)
     if preset.name == "lung":
         return lung_ooi(ct) if ct is not None else lung_ooi_from_pet(pet)
     return head_neck_ooi(ct, pet)

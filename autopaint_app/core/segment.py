@@ -34,7 +34,7 @@ from autopaint_app.core.errors import InputError, OutputExistsError
 from autopaint_app.core.io import Volume, publish_staged, write_json, write_volume
 from autopaint_app.core.lesions import lesion_table
 from autopaint_app.core.ooi import BODY_REGION, SITE_REGION, compute_ooi
-from autopaint_app.core.preprocess import PreparedCase, prepare_case, resample_pet_to_ct
+from autopaint_app.core.preprocess import PreparedCase, WorkingGrid, prepare_case, resample_pet_to_ct
 from autopaint_app.core.presets import MODALITY_CHANNELS, preset_for_model
 
 SUMMARY_NAME = "summary.json"
@@ -103,12 +103,18 @@ def load_pet_on_reference(case: Case) -> Volume | None:
     return case.pet if case.ct is None else resample_pet_to_ct(case.pet, case.ct)
 
 
+def circle_radius_mm(case: Case, params: PipelineParams) -> float:
+    """The sliding circle's radius in mm on this case's working grid."""
+    return params.circle_radius_px * WorkingGrid.for_volume(case.reference).pixel_size_mm
+
+
 def case_ooi(case: Case, site: str, suv_on_reference: Volume | None, ooi_path: str | os.PathLike | None,
-             caught: list, region: str = SITE_REGION) -> np.ndarray:
+             caught: list, region: str = SITE_REGION, circle_radius_mm: float | None = None) -> np.ndarray:
     """OOI on the reference grid: ``ooi_path``; else the whole body when ``region`` is ``"body"``;
     else the case's own OOI file; else the site's automatic one.
 
-    Asking for the whole body overrides a case's OOI file (that file is a site organ someone drew).
+    Asking for the whole body overrides a case's OOI file (that file is a site organ someone drew);
+    ``circle_radius_mm`` (the run's circle) is its margin from the edge of the field of view.
 
     Raises:
         InputError: the OOI is empty (names the image and suggests ``--ooi`` / ``--ooi-region body``).
@@ -118,7 +124,8 @@ def case_ooi(case: Case, site: str, suv_on_reference: Volume | None, ooi_path: s
     else:
         with warnings.catch_warnings(record=True) as seen:
             warnings.simplefilter("always")
-            mask = compute_ooi(site, ct=case.ct, pet=suv_on_reference, user_mask_path=ooi_path, region=region)
+            mask = compute_ooi(site, ct=case.ct, pet=suv_on_reference, user_mask_path=ooi_path, region=region,
+                               circle_radius_mm=circle_radius_mm)
         caught.extend(str(w.message) for w in seen)
     if not mask.any():
         what = "body" if region == BODY_REGION and ooi_path is None else f"{site} organ of interest"
@@ -162,7 +169,8 @@ def segment_case(case: Case, site: str, modality: str, predictor, params: Pipeli
     timings["prepare"] = time.perf_counter() - started
     yield Progress("ooi", None, 0, 0, 0, time.perf_counter() - started)
     mark = time.perf_counter()
-    ooi = case_ooi(case, site, suv, ooi_path, caught, ooi_region)
+    ooi = case_ooi(case, site, suv, ooi_path, caught, ooi_region, circle_radius_mm(case, params or
+                                                                                  PipelineParams.from_preset(preset)))
     timings["ooi"] = time.perf_counter() - mark
     wanted = None if slices is None else list(slices)
     depth = prepared.reference.shape[0]

@@ -302,3 +302,20 @@ def test_the_minimum_lesion_volume_reaches_the_mask_and_the_lesion_table(lung_ph
     np.testing.assert_array_equal(read_volume(tmp_path / "big" / "residual.nii.gz").array, residual_plain)
     assert_error(_segment(case, tmp_path / "bad", "--min-lesion-ml", "-1"), "pipeline parameters",
                  "min_lesion_ml must be in [0, 1000] (0 = off), got -1.0")
+
+
+def test_the_whole_body_keeps_the_runs_circle_radius_inside_the_field_of_view(lung_phantom, tmp_path, monkeypatch):
+    from autopaint_app.core.ooi import body_ooi
+    from autopaint_app.core.preprocess import WorkingGrid
+
+    case, _ = lung_phantom
+    use_fake_predictor(monkeypatch, CountingPredictor(ring_mean_fill))
+    ct = read_volume(case / "ct.nii.gz")
+    pixel_mm = WorkingGrid.for_volume(ct).pixel_size_mm
+    for radius, stride in ((15, 10), (40, 30)):
+        out = tmp_path / f"r{radius}"
+        run = _segment(case, out, "--slices", "5:6", "--ooi-region", "body", "--radius", str(radius),
+                       "--stride", str(stride))
+        assert run.code == 0, run.err
+        voxels = json.loads((out / "summary.json").read_text())["ooi"]["voxels"]
+        assert voxels == int(body_ooi(ct, edge_margin_mm=radius * pixel_mm).sum()) > 0
