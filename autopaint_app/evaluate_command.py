@@ -105,10 +105,11 @@ def _run_cases(found, mine, store: CaseStore, args, predictor, params) -> dict:
 
 def _stored(files, store: CaseStore, args, params) -> tuple[cohort.CaseScores | None, str]:
     """A stored case scored the way this run asks (re-scored from its residual when needed), and how."""
-    stored = store.load(files.case_id)
-    if stored is None:
+    found = store.load(files.case_id)
+    if found is None:
         return None, ""
-    if store.scoring(files.case_id) != scoring_settings(args):
+    stored, scoring = found
+    if scoring != scoring_settings(args):
         return _rescore(files, stored, store, args, params), "re-scored from its stored residual"
     return stored, "reused"
 

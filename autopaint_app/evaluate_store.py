@@ -94,16 +94,12 @@ class CaseStore:
                   "scores": cohort.case_scores_to_dict(scores)}
         return write_json(record, self.path(scores.case_id), overwrite=True)
 
-    def scoring(self, case_id: str) -> dict | None:
-        """How the stored case was scored (read after :meth:`load` accepted the file)."""
-        return json.loads(self.path(case_id).read_text(encoding="utf-8")).get("scoring")
-
     def residual(self, case_id: str) -> Volume:
         """The stored residual volume of ``case_id`` (InputError naming the file when it is missing)."""
         return read_volume(self.residual_path(case_id))
 
-    def load(self, case_id: str) -> cohort.CaseScores | None:
-        """The stored result of ``case_id`` (None when there is none).
+    def load(self, case_id: str) -> tuple[cohort.CaseScores, dict | None] | None:
+        """The stored result of ``case_id`` and how it was scored (``"scoring"``); None when there is none.
 
         Raises:
             InputError: the file is unreadable, not a stored result, or was computed with other
@@ -125,7 +121,7 @@ class CaseStore:
                              "); use another --out, or --overwrite to recompute")
         if scores.case_id != case_id:
             raise InputError(path, f"holds case {scores.case_id!r}, not {case_id!r}")
-        return scores
+        return scores, record.get("scoring")
 
 
 def _text(path) -> str | None:
