@@ -226,7 +226,7 @@ def body_ooi(ct: Volume | None = None, pet: Volume | None = None, edge_margin_mm
     not only the largest. Pixels closer than ``edge_margin_mm`` to the in-plane edge of the field of
     view are left out: beyond that edge the working grid is padding, so a circle reaching it would be
     inpainted against an artificial border and score as an anomaly. :func:`compute_ooi` passes the
-    site's circle radius, so no circle leaves the field of view.
+    run's circle radius (the site preset's by default), so no circle leaves the field of view.
 
     Args:
         ct: CT in HU, shape ``(z, y, x)``; or None.

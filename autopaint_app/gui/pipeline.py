@@ -216,7 +216,7 @@ class PipelineSession(QObject):
         params = self.params.with_changes(**changes)
         if params == self.params:
             return
-        radius_changed = _mask_rules(params) != _mask_rules(self.params)
+        mask_rules_changed = _mask_rules(params) != _mask_rules(self.params)
         old_mode = self.params.mode
         self.params = params
         if params.mode != old_mode and not self.model_chosen:  # reference: the float model; fast: its int8 twin
@@ -224,7 +224,7 @@ class PipelineSession(QObject):
         self.settings_changed.emit()
         if any(name in changes for name in DETECTION_FIELDS) and (self.result is not None or self.running):
             self._rerun_timer.start()
-        elif radius_changed:
+        elif mask_rules_changed:
             self._resegment()
 
     def set_min_radius(self, radius_px: float) -> None:
