@@ -16,7 +16,6 @@ the cohort stored writes the table; the others say how many cases are still miss
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from pathlib import Path
 
 from autopaint_app.core import cohort
 from autopaint_app.core.errors import InputError
-from autopaint_app.core.io import Volume, read_volume, write_json, write_volume
+from autopaint_app.core.io import Volume, file_sha256, read_volume, write_json, write_volume
 
 CASES_FOLDER = "cases"
 STORE_SCHEMA = 1
@@ -54,8 +53,7 @@ def model_fingerprint(predictor) -> dict:
     path = getattr(predictor, "path", None)
     if path is None:
         return {"name": type(predictor).__name__}
-    digest = hashlib.sha256(Path(path).read_bytes()).hexdigest()
-    return {"name": Path(path).name, "sha256": digest}
+    return {"name": Path(path).name, "sha256": file_sha256(path)}
 
 
 def check_unique_ids(found) -> None:

@@ -12,6 +12,7 @@ folder, then ``os.replace``) and refuse to overwrite unless asked.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -291,6 +292,11 @@ def write_text(text: str, path: str | os.PathLike, overwrite: bool = False) -> P
         if os.path.exists(tmp_name):
             os.remove(tmp_name)
     return path
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file's bytes (model fingerprints in cards and evaluation stores)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def write_json(data: dict, path: str | os.PathLike, overwrite: bool = False) -> Path:

@@ -25,7 +25,8 @@ import sys
 from pathlib import Path
 
 from autopaint_app.core.errors import InputError
-from autopaint_app.core.io import write_json
+from autopaint_app.core.inpaint_model import card_path_for
+from autopaint_app.core.io import file_sha256, write_json
 from autopaint_app.training import checkpoints as ckpt
 
 
@@ -45,7 +46,9 @@ def held_out_section(evaluation: dict, command: str) -> dict:
 
 
 def lineage_section(checkpoint: str | Path) -> dict:
-    """What the ``init_from`` checkpoint had been trained on and for how long."""
+    """What the ``init_from`` checkpoint (or exported model) had been trained on and for how long."""
+    if Path(checkpoint).suffix.lower() == ".onnx":
+        return _model_lineage(Path(checkpoint))
     state = ckpt.load_checkpoint(checkpoint)
     run = state.get("run_config") or {}
     return {"checkpoint": str(checkpoint), "command": state.get("command"), "epochs_done": state.get("epoch"),
@@ -54,6 +57,15 @@ def lineage_section(checkpoint: str | Path) -> dict:
             "config": {k: run.get(k) for k in ("cases", "site", "modality", "train_crop", "batch_size",
                                                "epochs_phase1", "epochs_phase2", "lr1", "lr2",
                                                "vgg_downsample", "max_slices_per_case")}}
+
+
+def _model_lineage(model: Path) -> dict:
+    """An exported model as the start: its file's SHA-256 and its card's own training section
+    (which holds that model's lineage in turn), so the chain survives the file being replaced."""
+    card = _read_json(card_path_for(model))
+    return {"model": str(model), "sha256": file_sha256(model), "name": card.get("name"),
+            "training": card.get("training"), "validation": card.get("validation"),
+            "held_out": card.get("held_out")}
 
 
 def finish_card(card_path: Path, held_out: Path, command: str, init_checkpoint: Path | None = None) -> dict:

@@ -93,6 +93,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 def initialise_from(model, path: str | os.PathLike, channels: tuple[str, ...]) -> str:
     """Copy a checkpoint's network weights into ``model`` (fine-tuning start), matching channels by name.
 
+    ``path`` may also be a shipped ``.onnx`` model with its card (``onnx_import``): its BN layers
+    come back folded, so every BN of ``model`` is then frozen for good (``freeze_all_bn``).
+
     The source may have other image channels (a PET-CT source for a CT model): the first encoder
     layer's input weights and the head's input/output weights are picked per channel name; every
     other tensor must match exactly. Returns a short description for the log.
@@ -100,7 +103,12 @@ def initialise_from(model, path: str | os.PathLike, channels: tuple[str, ...]) -
     Raises:
         InputError: unreadable checkpoint, another architecture/width, or a channel the source lacks.
     """
-    state = load_checkpoint(path)
+    if Path(path).suffix.lower() == ".onnx":
+        from autopaint_app.training.onnx_import import state_from_onnx  # needs the onnx package
+
+        state = state_from_onnx(path)
+    else:
+        state = load_checkpoint(path)
     source_config = network_from_dict(state["network"]) if "network" in state else None
     source_channels = _checkpoint_channels(state)
     if source_config is not None and (source_config.arch != model.config.arch
@@ -132,6 +140,9 @@ def initialise_from(model, path: str | os.PathLike, channels: tuple[str, ...]) -
                    for key, value in adopted.items()}
         note = f"; head zeroed for the {model.config.prefill} prefill"
     model.load_state_dict(adopted)
+    if state.get("bn_folded"):
+        model.freeze_all_bn()
+        note += "; BN folded by the export: every BN layer frozen"
     return f"channels {list(source_channels)} -> {list(channels)}{note}"
 
 

@@ -333,6 +333,7 @@ class InpaintingUNet(nn.Module):
         prefills = {"harmonic": HarmonicPrefill, "biharmonic": BiharmonicPrefill}
         self.prefill = prefills[config.prefill](config.depth) if config.prefill in prefills else None
         self._encoder_bn_frozen = False
+        self._all_bn_frozen = False
 
     def forward(self, image: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """image: (N, C, H, W) in [0, 1]; mask: (N, 1, H, W) 1 = known -> (N, C, H, W) in [0, 1]."""
@@ -384,10 +385,24 @@ class InpaintingUNet(nn.Module):
     def encoder_bn_frozen(self) -> bool:
         return self._encoder_bn_frozen
 
+    def freeze_all_bn(self) -> None:
+        """Every BN layer in eval mode for good (affine parameters still train).
+
+        For networks rebuilt from an exported model (``onnx_import``), whose BN statistics were
+        folded into the convolutions: batch statistics would undo what the weights learned.
+        """
+        self._all_bn_frozen = True
+        self.train(self.training)
+
+    @property
+    def all_bn_frozen(self) -> bool:
+        return self._all_bn_frozen
+
     def train(self, mode: bool = True) -> InpaintingUNet:
         super().train(mode)
-        if self._encoder_bn_frozen:
-            for module in self.encoder.modules():
+        frozen_part = self if self._all_bn_frozen else self.encoder if self._encoder_bn_frozen else None
+        if frozen_part is not None:
+            for module in frozen_part.modules():
                 if isinstance(module, nn.BatchNorm2d):
                     module.eval()
         return self

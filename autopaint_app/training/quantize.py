@@ -27,7 +27,6 @@ tool that runs outside the app. It does not need torch.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -44,7 +43,7 @@ from autopaint_app.core.case import find_cases_in, load_case
 from autopaint_app.core.errors import InputError, OutputExistsError
 from autopaint_app.core.inpaint_model import InpaintModel, card_path_for, read_card
 from autopaint_app.core.inpaint_quality import validation_set_report
-from autopaint_app.core.io import write_json
+from autopaint_app.core.io import file_sha256, write_json
 from autopaint_app.core.model_eval import modality_of
 from autopaint_app.core.model_store import int8_path_for
 from autopaint_app.core.segment import segment_case
@@ -183,10 +182,6 @@ def crops_per_second(session, images: np.ndarray, masks: np.ndarray, seconds: fl
     return done / (time.perf_counter() - started)
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _validation(session, val_set: Path | None, float_card: dict) -> dict:
     """The twin (and biharmonic) on the float model's validation crops, when that file is given."""
     if val_set is None:
@@ -259,7 +254,7 @@ def _quantize_and_measure(float_path: Path, temporary: str, float_card: dict, im
     float_out, int8_out = (_run(s, check_images, check_masks) for s in sessions)
     speeds = [crops_per_second(s, check_images, check_masks) for s in sessions]
     card = {**float_card, "name": float_card.get("name", float_path.stem) + ".int8", "precision": "int8",
-            "quantized_from": {"file": float_path.name, "sha256": _sha256(float_path)},
+            "quantized_from": {"file": float_path.name, "sha256": file_sha256(float_path)},
             "quantization": {"tool": f"onnxruntime {onnxruntime.__version__} quantize_static",
                              "format": "QOperator (QLinearConv)", "weights": "int8, per output channel",
                              "activations": "uint8", "calibration_method": "MinMax",

@@ -220,6 +220,8 @@ def train(config: RunConfig, resume: bool = False, stream=None, command: str | N
         if config.init_from is not None and state is None:
             adopted = ckpt.initialise_from(model, config.init_from, config.channels)
             logger.info("network initialised from %s (%s)", config.init_from, adopted)
+        elif state is not None and state.get("all_bn_frozen"):
+            model.freeze_all_bn()  # a resumed run that started from an exported (BN-folded) model
         model.to(device)  # before the optimizer exists: its state follows the parameters' device
         criterion = InpaintingLoss(loss_weights_for(config.arch), vgg_weights_path=config.vgg_weights,
                                    vgg_downsample=config.vgg_downsample).to(device)
@@ -232,7 +234,7 @@ def train(config: RunConfig, resume: bool = False, stream=None, command: str | N
             state = {"format": ckpt.CHECKPOINT_FORMAT, "run_config": config.to_dict(), "epoch": 0,
                      "step_in_epoch": 0, "global_step": 0, "phase": 1, "best": None, "history": [],
                      "wall_time_s": 0.0, "biharmonic": baseline, "command": command or " ".join(sys.argv),
-                     "init_from": config.init_from,
+                     "init_from": config.init_from, "all_bn_frozen": model.all_bn_frozen,
                      "numpy_rng": ckpt.rng_state_text(np.random.default_rng([config.seed, 1]))}
         else:
             model.load_state_dict(state["model"])
