@@ -169,3 +169,23 @@ def test_custom_windows_and_samples_from_a_real_tiny_run(qtbot, tmp_path, cases,
     assert card["ct_window"] == [-160, 240] and card["suv_window"] == [0, 10]
     assert read_card(out_dir / "lung_petct_gconv_lap.json").ct_window == (-160.0, 240.0)
     assert wizard.button(QWizard.WizardButton.NextButton).isEnabled()
+
+
+def test_start_from_accepts_a_shipped_model_or_checkpoint_and_names_what_is_wrong(qtbot, tmp_path):
+    wizard = _wizard(qtbot, tmp_path)
+    page = wizard.training_page
+    page.out_dir.setText(str(tmp_path / "run"))
+    assert page.isComplete() and "init_from" not in page.settings()  # empty: from scratch
+    page.start_from.setText(str(tmp_path / "weights.txt"))
+    assert not page.isComplete() and "weights.txt: start from a model (.onnx) or a training checkpoint (.pt)" in page.message.text()
+    page.start_from.setText(str(tmp_path / "gone.pt"))
+    assert not page.isComplete() and "gone.pt: file not found" in page.message.text()
+    cardless = tmp_path / "cardless.onnx"
+    cardless.write_bytes(b"onnx")
+    page.start_from.setText(str(cardless))
+    assert not page.isComplete() and "cardless.json: model card not found" in page.message.text()
+    shipped = Path(__file__).resolve().parents[2] / "models" / "hn_petct_gconv_lap.onnx"
+    page.start_from.setText(str(shipped))
+    assert page.isComplete() and page.settings()["init_from"] == str(shipped)
+    page.load({"out_dir": str(tmp_path / "other"), "init_from": str(tmp_path / "best.pt")})
+    assert page.start_from.text() == str(tmp_path / "best.pt")
