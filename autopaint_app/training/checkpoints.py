@@ -140,7 +140,7 @@ def initialise_from(model, path: str | os.PathLike, channels: tuple[str, ...]) -
                    for key, value in adopted.items()}
         note = f"; head zeroed for the {model.config.prefill} prefill"
     model.load_state_dict(adopted)
-    if state.get("bn_folded"):
+    if state.get("bn_folded") or state.get("all_bn_frozen"):  # an exported model, or a run started from one
         model.freeze_all_bn()
         note += "; BN folded by the export: every BN layer frozen"
     return f"channels {list(source_channels)} -> {list(channels)}{note}"

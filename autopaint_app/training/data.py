@@ -61,11 +61,12 @@ class CaseSlices:
     n_slices: int
     n_tumour_excluded: int
     forced_split: str | None = None
+    weight: float = 1.0
 
     def summary(self) -> dict:
         return {"case_id": self.case_id, "patient_id": self.patient_id, "slices": self.n_slices,
                 "tumour_excluded": self.n_tumour_excluded, "kept": len(self.slice_indices),
-                "forced_split": self.forced_split}
+                "forced_split": self.forced_split, "weight": self.weight}
 
 
 def load_case_slices(entry: CaseEntry, files, site: str, modality: str, restrict_to_ooi: bool = True,
@@ -126,7 +127,7 @@ def load_case_slices(entry: CaseEntry, files, site: str, modality: str, restrict
     n_excluded = int((~healthy).sum())
     result = CaseSlices(case.case_id, entry.patient_id or case.case_id, kept, images,
                         body_cells(images, needed, preset), ooi_cells, reference.shape[0], n_excluded,
-                        entry.split)
+                        entry.split, entry.weight)
     logger.info("case %s: %d slices, %d excluded near tumour, %d kept", case.case_id, reference.shape[0],
                 n_excluded, kept.size)
     return result
@@ -194,7 +195,7 @@ def sample_crop(case: CaseSlices, index: int, crop: int, rng: np.random.Generato
 
 
 class CropSampler:
-    """Random training crops, every kept slice equally likely.
+    """Random training crops, every kept slice equally likely (times its case's ``weight``).
 
     Args:
         cases: Training cases.
@@ -207,6 +208,9 @@ class CropSampler:
         self.cases = list(cases)
         self.crop = crop
         self._ends = np.cumsum([len(c.slice_indices) for c in self.cases])
+        weights = np.concatenate([np.full(len(c.slice_indices), c.weight) for c in self.cases])
+        # Unweighted runs keep drawing with integers(): their crop stream (and resumes) stay as before.
+        self._slice_p = None if np.all(weights == 1.0) else weights / weights.sum()
 
     @property
     def n_slices(self) -> int:
@@ -214,7 +218,10 @@ class CropSampler:
 
     def batch(self, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
         """(images float32 (n, C, crop, crop) in [0, 1], masks float32 (n, 1, crop, crop), 1 = known)."""
-        picks = rng.integers(self.n_slices, size=n)
+        if self._slice_p is None:
+            picks = rng.integers(self.n_slices, size=n)
+        else:
+            picks = rng.choice(self.n_slices, size=n, p=self._slice_p)
         crops = []
         for pick in picks:
             case_index = int(np.searchsorted(self._ends, pick, side="right"))

@@ -10,6 +10,7 @@ from autopaint_app.core.errors import InputError
 from autopaint_app.core.phantom import make_phantom, write_phantom
 from autopaint_app.core.preprocess import ct_to_unit, pet_to_unit
 from autopaint_app.core.presets import LUNG
+from autopaint_app.training import data as data_module
 from autopaint_app.training.config import CaseEntry, RunConfig, load_run_config
 from autopaint_app.training.data import (CropSampler, fixed_validation_set, healthy_slice_mask, load_slices,
                                          split_patients)
@@ -157,3 +158,34 @@ def test_run_config_resolves_paths_and_rejects_bad_values(tmp_path):
     path.write_text(json.dumps({"cases": [{"path": "real", "split": "test"}], "out_dir": "o"}))
     with pytest.raises(InputError, match="split must be 'train' or 'val', got 'test'"):
         load_run_config(path)
+
+
+def test_case_weight_draws_that_case_proportionally_more_often(phantom_folders, monkeypatch):
+    cases = load_slices([CaseEntry(str(f), weight=w) for (f, _), w in zip(phantom_folders.values(), (1.0, 4.0))],
+                        "lung", "ct", restrict_to_ooi=False, max_slices=6)
+    assert [c.weight for c in cases] == [1.0, 4.0] and cases[1].summary()["weight"] == 4.0
+    drawn = []
+
+    def record(case, index, crop, rng):
+        drawn.append(case.case_id)
+        return np.zeros((1, crop, crop), np.float32)
+
+    monkeypatch.setattr(data_module, "sample_crop", record)
+    CropSampler(cases, 32).batch(4000, np.random.default_rng(0))
+    share = drawn.count(cases[1].case_id) / len(drawn)
+    assert share == pytest.approx(4 * 6 / (6 + 4 * 6), abs=0.02)  # 0.8, not the unweighted 0.5
+    drawn.clear()
+    even = load_slices([CaseEntry(str(f)) for f, _ in phantom_folders.values()], "lung", "ct",
+                       restrict_to_ooi=False, max_slices=6)
+    CropSampler(even, 32).batch(4000, np.random.default_rng(0))
+    assert drawn.count(even[1].case_id) / len(drawn) == pytest.approx(0.5, abs=0.03)
+
+
+def test_case_weight_must_be_a_positive_number(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"cases": [{"path": "real", "weight": 3}], "out_dir": "o"}))
+    assert load_run_config(path).cases[0].weight == 3.0
+    for bad in (0, -1, "2", True):
+        path.write_text(json.dumps({"cases": [{"path": "real", "weight": bad}], "out_dir": "o"}))
+        with pytest.raises(InputError, match=r"run\.json: a case entry's weight must be a positive number"):
+            load_run_config(path)
