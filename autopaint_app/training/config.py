@@ -35,14 +35,16 @@ DEVICES = ("cpu", "cuda")
 class CaseEntry:
     """One entry of ``cases``: a folder, whether it is known tumour-free, an optional patient id,
     an optional forced side of the split (``"train"`` or ``"val"``, e.g. to hold out a real patient)
-    and a sampling weight (a slice of a case with weight 3 is drawn 3x as often as one of weight 1:
-    a few real scans among many phantoms)."""
+    a sampling weight (a slice of a case with weight 3 is drawn 3x as often as one of weight 1:
+    a few real scans among many phantoms) and whether a CT-only case gets a PET synthesised from its
+    CT (``core.synthetic_pet``: real chest CTs in a PET-CT run)."""
 
     path: str
     healthy: bool = False
     patient_id: str | None = None
     split: str | None = None
     weight: float = 1.0
+    synthetic_pet: bool = False
 
 
 @dataclass(frozen=True)
@@ -214,19 +216,25 @@ def _resolve(path: str, base_dir: Path | None) -> Path:
     return path if path.is_absolute() or base_dir is None else (base_dir / path).resolve()
 
 
+_CASE_KEYS = {"path", "healthy", "patient_id", "split", "weight", "synthetic_pet"}
+
+
 def _case_entry(item, base_dir: Path | None, source: str | None) -> CaseEntry:
     if isinstance(item, str):
         return CaseEntry(str(_resolve(item, base_dir)))
-    if isinstance(item, dict) and "path" in item and set(item) <= {"path", "healthy", "patient_id", "split", "weight"}:
+    if isinstance(item, dict) and "path" in item and set(item) <= _CASE_KEYS:
         if item.get("split") not in (None, "train", "val"):
             raise InputError(source, f"a case entry's split must be 'train' or 'val', got {item['split']!r}")
         weight = item.get("weight", 1.0)
         if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not 0 < weight < float("inf"):
             raise InputError(source, f"a case entry's weight must be a positive number, got {weight!r}")
+        synthetic_pet = item.get("synthetic_pet", False)
+        if not isinstance(synthetic_pet, bool):
+            raise InputError(source, f"a case entry's synthetic_pet must be true or false, got {synthetic_pet!r}")
         return CaseEntry(str(_resolve(item["path"], base_dir)), bool(item.get("healthy", False)),
-                         item.get("patient_id"), item.get("split"), float(weight))
-    raise InputError(source, f"a case entry must be a folder path or {{'path', 'healthy', 'patient_id', "
-                             f"'split', 'weight'}}, got {item!r}")
+                         item.get("patient_id"), item.get("split"), float(weight), synthetic_pet)
+    raise InputError(source, f"a case entry must be a folder path or an object with keys among "
+                             f"{sorted(_CASE_KEYS)} ('path' required), got {item!r}")
 
 
 def load_run_config(path: str | os.PathLike) -> RunConfig:

@@ -183,9 +183,9 @@ def _initial_state(config: RunConfig, resume: bool, latest: Path) -> dict | None
         return None
     state = ckpt.load_checkpoint(latest)
     before = dict(state["run_config"])
-    # Checkpoints written before case weights existed: their cases weighed 1.
-    before["cases"] = [dict(case, weight=case.get("weight", 1.0)) if isinstance(case, dict) else case
-                       for case in before.get("cases") or []]
+    # Checkpoints written before case weights / synthetic PETs existed: weight 1, no synthetic PET.
+    before["cases"] = [dict(case, weight=case.get("weight", 1.0), synthetic_pet=case.get("synthetic_pet", False))
+                       if isinstance(case, dict) else case for case in before.get("cases") or []]
     changed = [key for key in FIXED_ON_RESUME if _jsonish(before.get(key)) != _jsonish(config.to_dict().get(key))]
     if changed:
         raise InputError(latest, f"run.json changed {', '.join(changed)} since this checkpoint; use another out_dir")

@@ -189,3 +189,39 @@ def test_case_weight_must_be_a_positive_number(tmp_path):
         path.write_text(json.dumps({"cases": [{"path": "real", "weight": bad}], "out_dir": "o"}))
         with pytest.raises(InputError, match=r"run\.json: a case entry's weight must be a positive number"):
             load_run_config(path)
+
+
+def test_synthetic_pet_lets_a_ct_only_case_serve_a_petct_run(tmp_path, phantom_folders, caplog):
+    folder, _ = phantom_folders[2]
+    ct_only = tmp_path / "ct_only"
+    ct_only.mkdir()
+    (ct_only / "ct.nii.gz").write_bytes((folder / "ct.nii.gz").read_bytes())
+    with caplog.at_level(logging.WARNING, logger="autopaint_app.training.data"):
+        with pytest.raises(InputError, match="no usable healthy slice"):
+            load_slices([CaseEntry(str(ct_only), healthy=True)], "lung", "petct", restrict_to_ooi=False)
+    assert "needs PET, the case has none" in caplog.text
+    (case,) = load_slices([CaseEntry(str(ct_only), healthy=True, synthetic_pet=True)], "lung", "petct",
+                          restrict_to_ooi=False)
+    assert case.images.shape[1] == 2 and case.summary()["synthetic_pet"] is True
+    pet = case.images[:, 1].astype(np.float32)
+    body = case.images[:, 0].astype(np.float32) > 0.3               # soft tissue in the lung CT window
+    assert pet[body].mean() > 0.03 and pet[:, :3, :3].max() == 0.0  # uptake in the body, none in the corner air
+
+
+def test_synthetic_pet_is_refused_for_a_case_with_its_own_pet(phantom_folders):
+    folder, _ = phantom_folders[2]
+    with pytest.raises(InputError, match=r"pet\.nii\.gz: the case has its own PET; 'synthetic_pet' is for CT-only"):
+        load_slices([CaseEntry(str(folder), healthy=True, synthetic_pet=True)], "lung", "petct",
+                    restrict_to_ooi=False)
+
+
+def test_synthetic_pet_must_be_true_or_false(tmp_path):
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps({"cases": [{"path": "chest", "synthetic_pet": True}], "out_dir": "o"}))
+    assert load_run_config(path).cases[0].synthetic_pet is True
+    path.write_text(json.dumps({"cases": [{"path": "chest", "synthetic_pet": "yes"}], "out_dir": "o"}))
+    with pytest.raises(InputError, match=r"run\.json: a case entry's synthetic_pet must be true or false"):
+        load_run_config(path)
+    path.write_text(json.dumps({"cases": [{"path": "chest", "pet": "synthetic"}], "out_dir": "o"}))
+    with pytest.raises(InputError, match=r"run\.json: a case entry must be a folder path or an object with keys"):
+        load_run_config(path)

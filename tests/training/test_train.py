@@ -114,3 +114,23 @@ def test_training_is_deterministic_for_a_seed(tmp_path, cases):
         assert train(config, stream=stream) == 0
         losses.append([e["losses"] for e in _events(stream.getvalue()) if e["event"] == "step"])
     assert len(losses[0]) == 2 and losses[0] == losses[1]
+
+
+def test_a_checkpoint_from_before_case_weights_and_synthetic_pets_still_resumes(tmp_path, cases):
+    config = _write_config(tmp_path, cases, epochs_phase1=1, epochs_phase2=0, steps_per_epoch=2)
+    assert _run(["-m", "autopaint_app.training", "--config", str(config)]).returncode == 0
+    latest = tmp_path / "run/checkpoints/latest.pt"
+    state = torch.load(latest, weights_only=True)
+    assert {"weight", "synthetic_pet"} <= set(state["run_config"]["cases"][0])
+    for case in state["run_config"]["cases"]:   # as an older trainer wrote them
+        del case["weight"], case["synthetic_pet"]
+    torch.save(state, latest)
+    _write_config(tmp_path, cases, epochs_phase1=1, epochs_phase2=1, steps_per_epoch=2)
+    resumed = _run(["-m", "autopaint_app.training", "--config", str(config), "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert _events(resumed.stdout)[-1]["event"] == "done"
+    changed = [dict(case, synthetic_pet=True) for case in RunConfig.from_dict(
+        json.loads(config.read_text())).to_dict()["cases"]]
+    _write_config(tmp_path, changed, epochs_phase1=1, epochs_phase2=2, steps_per_epoch=2)
+    refused = _run(["-m", "autopaint_app.training", "--config", str(config), "--resume"])
+    assert refused.returncode == 2 and "run.json changed cases since this checkpoint" in refused.stderr
