@@ -197,6 +197,10 @@ def _add_model_eval_parser(commands) -> None:
     parser.add_argument("--cases", type=Path, nargs="+", required=True, help="case or cohort folders")
     parser.add_argument("--healthy", action="store_true",
                         help="cases without a tumour label are tumour free (else they are skipped)")
+    parser.add_argument("--synthetic-pet", action="store_true",
+                        help="CT-only cases get a PET synthesised from their CT (tissue background SUV, 6 mm blur, "
+                             "noise; no organ uptake), so a PET-CT model can be scored on real CTs: the CT "
+                             "channel's row is the real-data figure")
     parser.add_argument("--site", choices=["lung", "hn"], required=True)
     parser.add_argument("--crops", type=int, default=32, help="crops (with holes) per case (default 32)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the crops and holes (default 0)")

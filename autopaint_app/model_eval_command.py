@@ -43,7 +43,7 @@ def run_model_eval(args) -> None:
     model = load_predictor(args.model, args.site, None, args.threads, batch_size=8, card_windows=False)
     modality = modality_of(model.channels)
     settings = EvalSettings(crop=_crop_size(args, model), crops_per_case=args.crops, seed=args.seed,
-                            flagged_healthy=args.healthy)
+                            flagged_healthy=args.healthy, synthetic_pet=args.synthetic_pet)
     result = evaluate_model(model, found, args.site, modality, settings,
                             report=lambda line: print(line, file=sys.stderr, flush=True))
     seen = set(model.card.raw.get("training", {}).get("train_patients") or [])
@@ -51,7 +51,7 @@ def run_model_eval(args) -> None:
         case["in_training_set"] = case["case_id"] in seen
     result = {"model": model_facts(model), "site": args.site, "modality": modality, "crop": settings.crop,
               "crops_per_case": settings.crops_per_case, "seed": settings.seed, "healthy_flag": settings.flagged_healthy,
-              "tumour_margin_mm": settings.tumour_margin_mm, "scored_on": "composite; channels pooled", **result,
+              "tumour_margin_mm": settings.tumour_margin_mm, "scored_on": "composite; channels pooled (by_channel: each alone)", **result,
               "seconds": round(time.perf_counter() - started, 2)}
     print(format_table(result))
     if args.out is not None:
@@ -68,6 +68,13 @@ def _row(name: str, score: dict) -> str:
             f"  {wins['psnr_hole']:>4}/{n:<4} {wins['ssim_hole']:>4}/{n}")
 
 
+def _channel_row(name: str, score: dict) -> str:
+    model, baseline = score["model"], score["biharmonic"]
+    return (f"{name:<36}  {model['mse_hole']:>8.5f} {baseline['mse_hole']:>8.5f}"
+            f"  {model['psnr_hole']:>6.2f} {baseline['psnr_hole']:>6.2f}"
+            f"  {model['ssim_hole']:>6.4f} {baseline['ssim_hole']:>6.4f}")
+
+
 def format_table(result: dict) -> str:
     """The printed table: hole metrics of the model and of biharmonic per case, then pooled."""
     name = Path(result["model"]["path"]).name
@@ -76,11 +83,17 @@ def format_table(result: dict) -> str:
              f"{'case':<22}{'crops':>6}{'holes':>8}  {'MSE':>8} {'(bih.)':>8}  {'PSNR':>6} {'(bih.)':>6}"
              f"  {'SSIM':>6} {'(bih.)':>6}  {'wins PSNR':>9} {'wins SSIM':>9}"]
     for case in result["cases"]:
-        marker = " *" if case.get("in_training_set") else ""
-        lines.append(_row(case["case_id"][:20] + marker, case))
-    lines.append(_row(f"pooled ({result['pooled']['cases']} cases)", result["pooled"]))
+        marker = (" *" if case.get("in_training_set") else "") + (" s" if case.get("synthetic_pet") else "")
+        lines.append(_row(case["case_id"][:19] + marker, case))
+    pooled = result["pooled"]
+    lines.append(_row(f"pooled ({pooled['cases']} cases)", pooled))
+    if len(pooled.get("by_channel", {})) > 1:
+        for name, score in pooled["by_channel"].items():
+            lines.append(_channel_row(f"  {name.upper()} channel", score))
     for skipped in result["skipped"]:
         lines.append(f"skipped {skipped['case_id']}: {skipped['reason']}")
+    if any(case.get("synthetic_pet") for case in result["cases"]):
+        lines.append("s PET synthesised from the case's CT (--synthetic-pet): only its CT channel is real data")
     if any(case.get("in_training_set") for case in result["cases"]):
         lines.append("* case used for training (listed in the card's train_patients): not held out")
     return "\n".join(lines)

@@ -7,7 +7,9 @@ crop size drawn the trainer's way (centred in the OOI mostly, else in the body),
 holes from the trainer's generator (``core.holes.batch_masks``, 25-30 % coverage per case). The
 model (any predictor, e.g. :class:`~autopaint_app.core.inpaint_model.InpaintModel`) and the
 biharmonic baseline fill the same holes; both are scored on the composite with
-``core.inpaint_quality`` (channels pooled), per case, per crop (wins) and pooled over all cases.
+``core.inpaint_quality`` (channels pooled), per case, per crop (wins) and pooled over all cases,
+and per channel (``by_channel``). With ``synthetic_pet`` a CT-only case gets a PET made from its CT
+(``core.synthetic_pet``), so a PET-CT model can be scored on a real CT.
 
 Crops and holes depend only on the seed, the case id and the crop size, never on the other cases
 given. Arrays: images float32 ``(n, C, crop, crop)`` in [0, 1], masks ``(n, 1, crop, crop)``,
@@ -33,6 +35,7 @@ from autopaint_app.core.preprocess import prepare_case
 from autopaint_app.core.presets import MODALITY_CHANNELS, get_preset
 from autopaint_app.core.slice_sampling import (body_cells, coarse_cells, even_subset, healthy_slice_mask,
                                                ooi_slices, sample_window)
+from autopaint_app.core.synthetic_pet import with_synthetic_pet
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +56,8 @@ class EvalSettings:
         tumour_margin_mm: Slices within this z distance of a tumour slice are excluded too.
         max_slices: Healthy slices kept per case, evenly spaced (bounds memory).
         restrict_to_ooi: Only slices meeting the organ of interest (when one is found).
+        synthetic_pet: CT-only cases get a PET synthesised from their CT (``core.synthetic_pet``);
+            cases with a PET keep theirs.
     """
 
     crop: int = 128
@@ -62,6 +67,7 @@ class EvalSettings:
     tumour_margin_mm: float = 6.0
     max_slices: int = 80
     restrict_to_ooi: bool = True
+    synthetic_pet: bool = False
 
     def __post_init__(self) -> None:
         if self.crop < 8 or self.crops_per_case < 1:
@@ -81,6 +87,8 @@ class CaseCrops:
         n_slices: Axial slices in the case.
         n_tumour_excluded: Slices excluded for meeting (or being near) the tumour label.
         n_healthy_used: Healthy slices the crops were drawn from.
+        channels: Channel names in order (``("ct", "pet")``).
+        synthetic_pet: The PET channel was synthesised from the CT.
     """
 
     case_id: str
@@ -90,6 +98,8 @@ class CaseCrops:
     n_slices: int
     n_tumour_excluded: int
     n_healthy_used: int
+    channels: tuple[str, ...] = ("ct", "pet")
+    synthetic_pet: bool = False
 
 
 def modality_of(channels: Sequence[str]) -> str:
@@ -117,6 +127,9 @@ def case_crops(files: CaseFiles, site: str, modality: str, settings: EvalSetting
     """
     case = load_case(files)
     needed = MODALITY_CHANNELS[modality]
+    synthetic = settings.synthetic_pet and "pet" in needed and case.pet is None and case.ct is not None
+    if synthetic:
+        case = with_synthetic_pet(case)
     have = {"ct": case.ct is not None, "pet": case.pet is not None}
     missing = [name.upper() for name in needed if not have[name]]
     if missing:
@@ -149,7 +162,7 @@ def case_crops(files: CaseFiles, site: str, modality: str, settings: EvalSetting
         images.append(sample_window(slices[pick], ooi, body[pick], settings.crop, rng))
     masks = batch_masks(settings.crops_per_case, settings.crop, rng)
     return CaseCrops(case.case_id, np.stack(images), masks, kept[picks], n_slices, int((~healthy).sum()),
-                     int(kept.size))
+                     int(kept.size), needed, synthetic)
 
 
 def _hole_only(scores: dict) -> dict:
@@ -160,6 +173,17 @@ def _wins(model_rows: list[dict], baseline_rows: list[dict]) -> dict:
     """Crops on which the model is strictly better than the baseline, per metric."""
     return {name: int(sum(sign * (m[name] - b[name]) > 0 for m, b in zip(model_rows, baseline_rows)))
             for name, sign in WIN_METRICS.items()}
+
+
+def channel_scores(prediction: np.ndarray, baseline: np.ndarray, images: np.ndarray, masks: np.ndarray,
+                   channels: Sequence[str]) -> dict:
+    """Hole metrics of model and baseline per channel (``{"ct": {"model": .., "biharmonic": ..}, ...}``).
+
+    Pooled figures mix a CT and a PET whose errors differ tenfold; these say which channel gains.
+    """
+    return {name: {"model": _hole_only(inpainting_metrics(prediction[:, c:c + 1], images[:, c:c + 1], masks)),
+                   "biharmonic": _hole_only(inpainting_metrics(baseline[:, c:c + 1], images[:, c:c + 1], masks))}
+            for c, name in enumerate(channels)}
 
 
 def score_crops(predictor: Predictor, crops: CaseCrops) -> dict:
@@ -190,9 +214,11 @@ def score_crops(predictor: Predictor, crops: CaseCrops) -> dict:
             "hole_coverage": round(hole_coverage(crops.masks), 4),
             "model": inpainting_metrics(prediction, crops.images, crops.masks),
             "biharmonic": inpainting_metrics(baseline, crops.images, crops.masks),
-            "wins": _wins(model_rows, baseline_rows), "model_seconds": round(model_s, 3),
+            "wins": _wins(model_rows, baseline_rows), "synthetic_pet": crops.synthetic_pet,
+            "by_channel": channel_scores(prediction, baseline, crops.images, crops.masks, crops.channels),
+            "model_seconds": round(model_s, 3),
             "biharmonic_seconds": round(baseline_s, 3), "per_crop": per_crop,
-            "_outputs": (crops.images, crops.masks, prediction, baseline, model_rows, baseline_rows)}
+            "_outputs": (crops.images, crops.masks, prediction, baseline, model_rows, baseline_rows, crops.channels)}
 
 
 def pooled_scores(case_scores: Sequence[dict]) -> dict:
@@ -204,7 +230,8 @@ def pooled_scores(case_scores: Sequence[dict]) -> dict:
     return {"cases": len(case_scores), "crops": len(images), "hole_coverage": round(hole_coverage(masks), 4),
             "model": inpainting_metrics(prediction, images, masks),
             "biharmonic": inpainting_metrics(baseline, images, masks),
-            "wins": _wins(model_rows, baseline_rows)}
+            "wins": _wins(model_rows, baseline_rows),
+            "by_channel": channel_scores(prediction, baseline, images, masks, parts[0][6])}
 
 
 def evaluate_model(predictor: Predictor, cases: Sequence[CaseFiles], site: str, modality: str,

@@ -15,12 +15,15 @@ The result lies on the CT's own grid (origin, spacing and direction copied), in 
 
 from __future__ import annotations
 
+import logging
 import math
 import zlib
+from dataclasses import replace
 
 import numpy as np
 from scipy import ndimage as ndi
 
+from autopaint_app.core.case import Case
 from autopaint_app.core.errors import InputError
 from autopaint_app.core.io import Volume
 from autopaint_app.core.ooi_morphology import BlockGrid, body_parts_from_ct
@@ -30,6 +33,8 @@ from autopaint_app.core.ooi_morphology import BlockGrid, body_parts_from_ct
 _HU_ANCHORS = np.array([-1100.0, -960.0, -900.0, -500.0, -200.0, -60.0, 10.0, 90.0, 180.0, 280.0, 600.0,
                         1500.0], np.float32)
 _SUV_ANCHORS = np.array([0.0, 0.0, 0.5, 0.5, 0.3, 0.3, 0.7, 0.9, 1.3, 1.3, 0.4, 0.0], np.float32)
+
+logger = logging.getLogger(__name__)
 
 PET_FWHM_MM = 6.0          # as the phantoms' scanner
 _NOISE_GRAIN_MM = 2.4      # correlation length of the counting noise (0.6 PET pixels of 4 mm)
@@ -83,3 +88,18 @@ def synthetic_pet_from_ct(ct: Volume, seed: int | None = None, noise: bool = Tru
     return Volume(signal.astype(np.float32), ct.spacing, ct.origin, ct.direction,
                   source=f"synthetic PET from {ct.source}" if ct.source else "synthetic PET",
                   meta={"synthetic_pet": True})
+
+
+def with_synthetic_pet(case: Case) -> Case:
+    """The case with a PET synthesised from its CT, in SUV (run.json ``"synthetic_pet"``, model-eval
+    ``--synthetic-pet``).
+
+    Raises:
+        InputError: the case has its own PET (never replaced silently), or has no CT.
+    """
+    if case.pet is not None:
+        raise InputError(case.files.pet, "the case has its own PET; 'synthetic_pet' is for CT-only cases, drop it")
+    if case.ct is None:
+        raise InputError(case.files.label or case.files.ooi, "'synthetic_pet' needs a CT; the case has none")
+    logger.info("case %s: PET synthesised from its CT (tissue background, no organ uptake)", case.case_id)
+    return replace(case, pet=synthetic_pet_from_ct(case.ct), pet_units="SUV")

@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
-from autopaint_app.core.case import Case, find_cases, load_case
+from autopaint_app.core.case import find_cases, load_case
 from autopaint_app.core.errors import InputError
 from autopaint_app.core.preprocess import prepare_case
 from autopaint_app.core.presets import MODALITY_CHANNELS, SitePreset, get_preset
-from autopaint_app.core.synthetic_pet import synthetic_pet_from_ct
+from autopaint_app.core.synthetic_pet import with_synthetic_pet
 from autopaint_app.core.slice_sampling import (body_cells, coarse_cells, even_subset, healthy_slice_mask,
                                                ooi_slices, sample_window)
 from autopaint_app.training.config import CaseEntry
@@ -94,7 +94,7 @@ def load_case_slices(entry: CaseEntry, files, site: str, modality: str, restrict
     """
     case = load_case(files)
     if entry.synthetic_pet:
-        case = _with_synthetic_pet(case)
+        case = with_synthetic_pet(case)
     needed = MODALITY_CHANNELS[modality]
     have = {"ct": case.ct is not None, "pet": case.pet is not None}
     if not all(have[name] for name in needed):
@@ -135,17 +135,6 @@ def load_case_slices(entry: CaseEntry, files, site: str, modality: str, restrict
     logger.info("case %s: %d slices, %d excluded near tumour, %d kept", case.case_id, reference.shape[0],
                 n_excluded, kept.size)
     return result
-
-
-def _with_synthetic_pet(case: Case) -> Case:
-    """The case with a PET synthesised from its CT (run.json ``"synthetic_pet": true``)."""
-    if case.pet is not None:
-        raise InputError(case.files.pet, "the case has its own PET; 'synthetic_pet' is for CT-only cases, drop it")
-    if case.ct is None:
-        raise InputError(case.files.label or case.files.ooi, "'synthetic_pet' needs a CT; the case has none")
-    pet = synthetic_pet_from_ct(case.ct)
-    logger.info("case %s: PET synthesised from its CT (no organ uptake; core.synthetic_pet)", case.case_id)
-    return replace(case, pet=pet, pet_units="SUV")
 
 
 def load_slices(entries: Sequence[CaseEntry], site: str, modality: str, restrict_to_ooi: bool = True,

@@ -63,6 +63,13 @@ def test_reported_figures_are_the_model_and_biharmonic_on_the_same_crops(evaluat
     assert case["wins"]["psnr_hole"] < CROPS and case["model"]["psnr_hole"] < case["biharmonic"]["psnr_hole"]
     assert 0.2 <= report["pooled"]["hole_coverage"] <= 0.35
     assert report["crop"] == CROP and report["modality"] == "petct" and case["in_training_set"] is True
+    prediction = reference_output(crops.images, crops.masks)
+    for c, name in enumerate(("ct", "pet")):   # each channel alone, as the by_channel rows say
+        alone = inpainting_metrics(prediction[:, c:c + 1], crops.images[:, c:c + 1], crops.masks)
+        assert case["by_channel"][name]["model"]["psnr_hole"] == pytest.approx(alone["psnr_hole"], rel=1e-5)
+        assert report["pooled"]["by_channel"][name]["biharmonic"]["ssim_hole"] == pytest.approx(
+            biharmonic_metrics(crops.images[:, c:c + 1], crops.masks)["ssim_hole"], rel=1e-9)
+    assert case["synthetic_pet"] is False
 
 
 def test_crops_come_from_tumour_free_slices_only(evaluated):
@@ -86,6 +93,8 @@ def test_printed_table_has_each_case_and_the_pooled_row(evaluated):
     assert f"{report['pooled']['biharmonic']['ssim_hole']:.4f}" in pooled_line
     assert f"{report['pooled']['wins']['psnr_hole']}/{CROPS}" in pooled_line
     assert any(line.startswith("* case used for training") for line in lines)
+    pet_line = next(line for line in lines if line.strip().startswith("PET channel"))
+    assert f"{report['pooled']['by_channel']['pet']['model']['psnr_hole']:.2f}" in pet_line
     assert run.err.strip().splitlines() == ["case 1/1 lung_case: 6 crops scored"]
 
 
@@ -134,3 +143,22 @@ def test_bad_inputs_exit_2_with_one_clear_line(lung_phantom, fill_model, tmp_pat
     assert_error(cli("model-eval", "--model", fill_model, "--cases", case_folder, "--site", "lung", "--out",
                      existing), existing, "refusing to overwrite")
     assert existing.read_text() == "keep"
+
+
+def test_synthetic_pet_scores_a_ct_only_case_and_says_which_channel_is_real(lung_phantom, fill_model, tmp_path):
+    ct_only = tmp_path / "chest_ct"
+    ct_only.mkdir()
+    for name in ("ct.nii.gz", "label.nii.gz"):
+        shutil.copy(lung_phantom[0] / name, ct_only / name)
+    skipped = cli("model-eval", "--model", fill_model, "--cases", ct_only, "--site", "lung", "--crops", 2)
+    assert skipped.code == 2 and "modality petct needs PET, the case has none" in skipped.err
+    run = cli("model-eval", "--model", fill_model, "--cases", ct_only, "--site", "lung", "--crops", 2,
+              "--synthetic-pet", "--out", tmp_path / "eval.json")
+    assert run.code == 0, run.err
+    (case,) = json.loads((tmp_path / "eval.json").read_text())["cases"]
+    assert case["synthetic_pet"] is True and set(case["by_channel"]) == {"ct", "pet"}
+    assert any(line.startswith("chest_ct s") for line in run.out.splitlines())
+    assert "only its CT channel is real data" in run.out
+    real = cli("model-eval", "--model", fill_model, "--cases", lung_phantom[0], "--site", "lung", "--crops", 2,
+               "--synthetic-pet", "--out", tmp_path / "real.json")
+    assert real.code == 0 and json.loads((tmp_path / "real.json").read_text())["cases"][0]["synthetic_pet"] is False
