@@ -30,19 +30,31 @@ from autopaint_app.core.io import file_sha256, write_json
 from autopaint_app.training import checkpoints as ckpt
 
 
+_HOLE_KEYS = ("psnr_hole", "ssim_hole", "mse_hole")
+
+
+def _hole_figures(score: dict) -> dict:
+    """Model and biharmonic hole metrics of one report row, with its per-channel rows when present
+    (reports written before model-eval scored channels apart have none)."""
+    figures = {"model": {k: score["model"][k] for k in _HOLE_KEYS},
+               "biharmonic": {k: score["biharmonic"][k] for k in _HOLE_KEYS}}
+    if score.get("by_channel"):
+        figures["by_channel"] = {name: {side: {k: row[side][k] for k in _HOLE_KEYS} for side in ("model", "biharmonic")}
+                                 for name, row in score["by_channel"].items()}
+    return figures
+
+
 def held_out_section(evaluation: dict, command: str) -> dict:
     """The card's ``held_out`` entry from a ``model-eval`` JSON report (per case and pooled)."""
-    keep = ("psnr_hole", "ssim_hole", "mse_hole")
-    cases = [{"case": case.get("case_id", case.get("case")), "crops": case.get("crops"),
-              "model": {k: case["model"][k] for k in keep}, "biharmonic": {k: case["biharmonic"][k] for k in keep},
-              "wins": case.get("wins"), "in_training_set": case.get("in_training_set")}
+    cases = [{"case": case.get("case_id", case.get("case")), "crops": case.get("crops"), **_hole_figures(case),
+              "wins": case.get("wins"), "in_training_set": case.get("in_training_set"),
+              **({"synthetic_pet": True} if case.get("synthetic_pet") else {})}
              for case in evaluation.get("cases", [])]
     pooled = evaluation["pooled"]
     return {"command": command, "crop": evaluation.get("crop"), "crops_per_case": evaluation.get("crops_per_case"),
             "seed": evaluation.get("seed"), "scored_on": evaluation.get("scored_on"), "cases": cases,
-            "pooled": {"crops": pooled["crops"], "hole_coverage": pooled.get("hole_coverage"),
-                       "model": {k: pooled["model"][k] for k in keep},
-                       "biharmonic": {k: pooled["biharmonic"][k] for k in keep}, "wins": pooled.get("wins")}}
+            "pooled": {"crops": pooled["crops"], "hole_coverage": pooled.get("hole_coverage"), **_hole_figures(pooled),
+                       "wins": pooled.get("wins")}}
 
 
 def lineage_section(checkpoint: str | Path) -> dict:

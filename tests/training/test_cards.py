@@ -51,3 +51,19 @@ def test_report_of_another_model_or_not_a_report_is_refused(tmp_path, capsys):
     assert main(["--card", str(card), "--held-out", str(tmp_path / "eval.json"), "--command", "c"]) == 2
     assert "not an autopaint-cli model-eval report (missing 'pooled')" in capsys.readouterr().err
     assert json.loads(card.read_text()) == {"name": "hn_pet_gconv_lap"}
+
+
+def test_held_out_keeps_each_channel_and_marks_synthetic_pet_cases(tmp_path):
+    report = _report("x/lung_petct_gconv_lap.onnx")
+    channels = {"ct": {"model": _metrics(19.0, 0.70), "biharmonic": _metrics(18.1, 0.64)},
+                "pet": {"model": _metrics(37.5, 0.95), "biharmonic": _metrics(37.1, 0.94)}}
+    report["cases"][0].update(by_channel=channels, synthetic_pet=True)
+    report["pooled"]["by_channel"] = channels
+    card = tmp_path / "lung_petct_gconv_lap.json"
+    card.write_text(json.dumps({"name": "lung_petct_gconv_lap"}))
+    (tmp_path / "eval.json").write_text(json.dumps(report))
+    finish_card(card, tmp_path / "eval.json", "model-eval --synthetic-pet ...")
+    held_out = json.loads(card.read_text())["held_out"]
+    assert held_out["pooled"]["by_channel"]["ct"]["model"]["psnr_hole"] == 19.0
+    assert held_out["cases"][0]["by_channel"]["pet"]["biharmonic"] == _metrics(37.1, 0.94)
+    assert held_out["cases"][0]["synthetic_pet"] is True
