@@ -34,7 +34,7 @@ DEVICES = ("cpu", "cuda")
 @dataclass(frozen=True)
 class CaseEntry:
     """One entry of ``cases``: a folder, whether it is known tumour-free, an optional patient id,
-    an optional forced side of the split (``"train"`` or ``"val"``, e.g. to hold out a real patient)
+    an optional forced side of the split (``"train"`` or ``"val"``, e.g. to hold out a real patient),
     a sampling weight (a slice of a case with weight 3 is drawn 3x as often as one of weight 1:
     a few real scans among many phantoms) and whether a CT-only case gets a PET synthesised from its
     CT (``core.synthetic_pet``: real chest CTs in a PET-CT run)."""
