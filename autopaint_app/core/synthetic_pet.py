@@ -52,6 +52,13 @@ def _seed_of(ct: Volume, seed: int | None) -> int:
     return zlib.crc32(np.ascontiguousarray(ct.array[:, ::16, ::16]).tobytes())
 
 
+def _smooth_unit_noise(rng: np.random.Generator, shape, sigma_mm: float, sy: float, sx: float) -> np.ndarray:
+    """Gaussian noise smoothed in-plane by ``sigma_mm``, rescaled to unit SD (float32)."""
+    noise = ndi.gaussian_filter(rng.standard_normal(shape, dtype=np.float32), (0.0, sigma_mm / sy, sigma_mm / sx),
+                                mode="wrap")
+    return noise / max(float(noise.std()), 1e-6)
+
+
 def synthetic_pet_from_ct(ct: Volume, seed: int | None = None, noise: bool = True) -> Volume:
     """A healthy FDG PET (SUV) on the CT's grid, synthesised from its CT numbers.
 
@@ -72,18 +79,13 @@ def synthetic_pet_from_ct(ct: Volume, seed: int | None = None, noise: bool = Tru
     # No activity outside the body: the couch and blankets have CT numbers of tissue, not uptake.
     body = body_parts_from_ct(hu, BlockGrid(1, hu.shape, (sz, sy, sx)))
     activity = background_suv(hu) * body
-    patchy = rng.standard_normal(hu.shape, dtype=np.float32)
-    patchy = ndi.gaussian_filter(patchy, (0.0, 8.0 / sy, 8.0 / sx), mode="wrap")
-    patchy /= max(float(patchy.std()), 1e-6)
-    activity *= 1.0 + 0.06 * patchy                       # mild physiological heterogeneity
+    activity *= 1.0 + 0.06 * _smooth_unit_noise(rng, hu.shape, 8.0, sy, sx)   # mild physiological heterogeneity
     sigma_mm = PET_FWHM_MM / (2.0 * math.sqrt(2.0 * math.log(2.0)))
     signal = ndi.gaussian_filter(activity, (sigma_mm / sz, sigma_mm / sy, sigma_mm / sx), mode="nearest")
     signal = np.clip(signal, 0.0, None)
     if noise:
         gain = float(rng.uniform(0.02, 0.04))             # SUV variance per SUV, as the phantoms
-        grain = rng.standard_normal(hu.shape, dtype=np.float32)
-        grain = ndi.gaussian_filter(grain, (0.0, _NOISE_GRAIN_MM / sy, _NOISE_GRAIN_MM / sx), mode="wrap")
-        grain /= max(float(grain.std()), 1e-6)
+        grain = _smooth_unit_noise(rng, hu.shape, _NOISE_GRAIN_MM, sy, sx)
         signal = np.clip(signal + np.sqrt(gain * signal) * grain, 0.0, None)
     return Volume(signal.astype(np.float32), ct.spacing, ct.origin, ct.direction,
                   source=f"synthetic PET from {ct.source}" if ct.source else "synthetic PET",
