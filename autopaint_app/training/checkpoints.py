@@ -36,12 +36,15 @@ CHECKPOINT_FORMAT = "autopaint-train-1"
 def network_to_dict(config: NetworkConfig) -> dict:
     return {"arch": config.arch, "in_channels": config.in_channels, "widths": list(config.widths),
             "depth": config.depth, "kernels": list(config.kernels), "use_bn": config.use_bn,
-            "prefill": config.prefill}
+            "prefill": config.prefill,
+            "prefill_channels": None if config.prefill_channels is None else list(config.prefill_channels)}
 
 
 def network_from_dict(data: dict) -> NetworkConfig:
+    chosen = data.get("prefill_channels")  # absent before per-channel prefills: every channel
     return NetworkConfig(data["arch"], int(data["in_channels"]), tuple(data["widths"]), int(data["depth"]),
-                         tuple(data["kernels"]), bool(data["use_bn"]), str(data.get("prefill", "none")))
+                         tuple(data["kernels"]), bool(data["use_bn"]), str(data.get("prefill", "none")),
+                         None if chosen is None else tuple(int(c) for c in chosen))
 
 
 def rng_state_text(rng: np.random.Generator) -> str:
@@ -133,17 +136,41 @@ def initialise_from(model, path: str | os.PathLike, channels: tuple[str, ...]) -
                                        f"expected {tuple(tensor.shape)}")
         adopted[key] = value
     note = ""
-    if model.config.prefill != "none" and (source_config is None or source_config.prefill != model.config.prefill):
-        # The source head predicts whole intensities, or corrections to another prefill; here it
-        # corrects this prefill's logit, so it starts at zero (the output starts as the prefill).
-        adopted = {key: (value.new_zeros(value.shape) if key.startswith("head.") else value)
+    restart = _channels_to_restart(model.config, source_config, channels, source_channels)
+    if restart:
+        # The source head predicts whole intensities there, or corrections to another prefill; here
+        # it corrects this prefill's logit, so those output rows start at zero (the output starts as
+        # the prefill). The other channels keep the source's head rows.
+        rows = [channels.index(name) for name in restart]
+        adopted = {key: (_zero_rows(value, rows) if key.startswith("head.") else value)
                    for key, value in adopted.items()}
-        note = f"; head zeroed for the {model.config.prefill} prefill"
+        whole = len(restart) == len(channels)
+        note = f"; head zeroed for the {model.config.prefill} prefill" + ("" if whole else f" ({', '.join(restart)})")
     model.load_state_dict(adopted)
     if state.get("bn_folded") or state.get("all_bn_frozen"):  # an exported model, or a run started from one
         model.freeze_all_bn()
         note += "; BN folded by the export: every BN layer frozen"
     return f"channels {list(source_channels)} -> {list(channels)}{note}"
+
+
+def _channels_to_restart(config: NetworkConfig, source_config: NetworkConfig | None, channels: tuple[str, ...],
+                         source_channels: list[str]) -> list[str]:
+    """Names of the channels this network prefills that the source did not prefill the same way."""
+    def prefilled(network: NetworkConfig | None, names) -> set[str]:
+        if network is None or network.prefill == "none":
+            return set()
+        return {names[c] for c in network.prefilled if c < len(names)}
+
+    same_kind = source_config is not None and source_config.prefill == config.prefill
+    kept = prefilled(source_config, source_channels) if same_kind else set()
+    return [name for name in channels if name in prefilled(config, channels) - kept]
+
+
+def _zero_rows(value, rows: list[int]):
+    """The head tensor with the output channels ``rows`` zeroed (weights: dim 0; bias: entries)."""
+    value = value.clone()
+    value[rows] = 0.0
+    return value
 
 
 def _checkpoint_channels(state: dict) -> list[str]:

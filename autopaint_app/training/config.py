@@ -63,6 +63,9 @@ class RunConfig:
         prefill: ``"none"`` (the paper's network), ``"harmonic"`` or ``"biharmonic"``: the output
             layer corrects a parameter-free harmonic or biharmonic fill of the holes
             (``networks.HarmonicPrefill``, ``networks.BiharmonicPrefill``; our PET models).
+        prefill_channels: Channel names the prefill fills (e.g. ``["pet"]`` in a PET-CT run: the
+            PET gets the smooth start it needs while the CT keeps the plain head, which
+            segments better); None = every channel.
         train_crop: Side of the square training crops on the working grid, pixels.
         batch_size: Crops per step.
         epochs_phase1, epochs_phase2: Epochs with all BN on (lr1), then encoder BN frozen (lr2).
@@ -93,6 +96,7 @@ class RunConfig:
     size: str = "compact"
     widths: tuple[int, ...] | None = None
     prefill: str = "none"
+    prefill_channels: tuple[str, ...] | None = None
     train_crop: int = 128
     batch_size: int = 8
     epochs_phase1: int = 150
@@ -130,6 +134,11 @@ class RunConfig:
             problems.append(f"size must be one of {SIZES}, got {self.size!r}")
         if self.prefill not in PREFILLS or (self.prefill != "none" and self.arch == "pconv"):
             problems.append(f"prefill must be one of {PREFILLS} (not with pconv), got {self.prefill!r}")
+        chosen = self.prefill_channels
+        if chosen is not None and (self.prefill == "none" or not chosen or len(set(chosen)) != len(chosen)
+                                   or not set(chosen) <= set(MODALITY_CHANNELS.get(self.modality, ()))):
+            problems.append(f"prefill_channels must name distinct channels of the {self.modality!r} modality "
+                            f"{list(MODALITY_CHANNELS.get(self.modality, ()))} with a prefill set, got {list(chosen)}")
         positive = {"train_crop": self.train_crop, "batch_size": self.batch_size, "threads": self.threads,
                     "val_crops": self.val_crops, "max_slices_per_case": self.max_slices_per_case,
                     "vgg_downsample": self.vgg_downsample, "lr1": self.lr1, "lr2": self.lr2}
@@ -194,6 +203,11 @@ class RunConfig:
                 values[key] = str(_resolve(values[key], base_dir))
         if values.get("widths") is not None:
             values["widths"] = tuple(int(w) for w in values["widths"])
+        if values.get("prefill_channels") is not None:
+            chosen = values["prefill_channels"]
+            if not isinstance(chosen, list) or not all(isinstance(name, str) for name in chosen):
+                raise InputError(source, f"prefill_channels must be a list of channel names, got {chosen!r}")
+            values["prefill_channels"] = tuple(chosen)
         for key in ("ct_window", "suv_window"):
             if values.get(key) is not None:
                 values[key] = _window(values[key], key, source)

@@ -78,7 +78,10 @@ class NetworkConfig:
         depth: Number of encoder blocks (= decoder blocks); the paper uses 8.
         kernels: Encoder kernel sizes (len == depth); decoder kernels are 3.
         use_bn: Batch normalisation in every encoder and decoder block.
-        prefill: ``"none"`` (the paper) or ``"harmonic"`` (see the module docstring; GConv only).
+        prefill: ``"none"`` (the paper), ``"harmonic"`` or ``"biharmonic"`` (see the module
+            docstring; GConv only).
+        prefill_channels: Indices of the channels the prefill fills; None = every channel. The
+            other channels keep the paper's plain head (their output is not a correction).
     """
 
     arch: str = "gconv"
@@ -88,6 +91,7 @@ class NetworkConfig:
     kernels: tuple[int, ...] = PAPER_KERNELS[:len(COMPACT_WIDTHS)]
     use_bn: bool = True
     prefill: str = "none"
+    prefill_channels: tuple[int, ...] | None = None
 
     def __post_init__(self) -> None:
         if self.arch not in ARCHITECTURES:
@@ -96,11 +100,23 @@ class NetworkConfig:
             raise ValueError(f"prefill must be one of {PREFILLS} (a prefill with gconv only), got {self.prefill!r}")
         if self.in_channels not in (1, 2):
             raise ValueError(f"in_channels must be 1 or 2, got {self.in_channels}")
+        chosen = self.prefill_channels
+        if chosen is not None and (self.prefill == "none" or not chosen or len(set(chosen)) != len(chosen)
+                                   or not all(0 <= c < self.in_channels for c in chosen)):
+            raise ValueError(f"prefill_channels must be distinct channel indices below {self.in_channels} "
+                             f"of a network with a prefill, got {chosen} with prefill {self.prefill!r}")
         if self.depth < 1 or len(self.widths) != self.depth or len(self.kernels) != self.depth:
             raise ValueError(f"widths {self.widths} and kernels {self.kernels} need depth "
                              f"{self.depth} entries each")
         if min(self.widths) < 1 or any(k < 1 or k % 2 == 0 for k in self.kernels):
             raise ValueError("widths must be positive and kernels odd")
+
+    @property
+    def prefilled(self) -> tuple[int, ...]:
+        """Indices of the channels whose output corrects the prefill (none without a prefill)."""
+        if self.prefill == "none":
+            return ()
+        return tuple(range(self.in_channels)) if self.prefill_channels is None else tuple(sorted(self.prefill_channels))
 
     @property
     def size_multiple(self) -> int:
@@ -351,14 +367,32 @@ class InpaintingUNet(nn.Module):
             skip = (features[level], masks[level]) if level >= 0 else (None, None)
             x, m = block(x, m, *skip)
         if self.prefill is not None:
-            smooth = self.prefill(known, mask)
-            logit = torch.logit(smooth.clamp(LOGIT_EPS, 1.0 - LOGIT_EPS))
-            out = self.head(torch.cat([x, smooth, mask], dim=1)) + logit
+            head_image, offset = self._prefilled(known, mask)
+            out = self.head(torch.cat([x, head_image, mask], dim=1)) + offset
         elif self.config.arch == "gconv":
             out = self.head(torch.cat([x, known, mask], dim=1))
         else:
             out, _ = self.head(torch.cat([x, known], dim=1), torch.cat([m, mask], dim=1))
         return torch.sigmoid(out)
+
+    def _prefilled(self, known: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head's image input and the logit it corrects: the prefill on the prefilled channels;
+        the image with holes and a zero offset (the paper's plain head) on the others."""
+        chosen = self.config.prefilled
+        if len(chosen) == self.config.in_channels:
+            smooth = self.prefill(known, mask)
+            return smooth, torch.logit(smooth.clamp(LOGIT_EPS, 1.0 - LOGIT_EPS))
+        images, offsets = [], []
+        for c in range(self.config.in_channels):
+            channel = known[:, c:c + 1]
+            if c in chosen:
+                smooth = self.prefill(channel, mask)  # the solvers treat channels independently
+                images.append(smooth)
+                offsets.append(torch.logit(smooth.clamp(LOGIT_EPS, 1.0 - LOGIT_EPS)))
+            else:
+                images.append(channel)
+                offsets.append(torch.zeros_like(channel))
+        return torch.cat(images, dim=1), torch.cat(offsets, dim=1)
 
     def _check_input(self, image: torch.Tensor, mask: torch.Tensor) -> None:
         # Skipped while tracing for export: the symbolic sizes would otherwise become guards.

@@ -51,8 +51,8 @@ from autopaint_app.training.samples import write_samples
 logger = logging.getLogger("autopaint_app.training")
 BEST_METRIC = "psnr_hole"
 # Model parameters of the network's config that must not change when a run is resumed.
-FIXED_ON_RESUME = ("site", "modality", "arch", "size", "widths", "train_crop", "seed", "cases", "ct_window",
-                   "suv_window")
+FIXED_ON_RESUME = ("site", "modality", "arch", "size", "widths", "prefill", "prefill_channels", "train_crop", "seed",
+                   "cases", "ct_window", "suv_window")
 
 
 def network_config_for(config: RunConfig) -> NetworkConfig:
@@ -63,7 +63,9 @@ def network_config_for(config: RunConfig) -> NetworkConfig:
         network = NetworkConfig.with_widths(config.widths, arch=arch, in_channels=channels)
     else:
         network = NetworkConfig.named(config.size, arch=arch, in_channels=channels)
-    return replace(network, prefill=config.prefill)
+    chosen = None if config.prefill_channels is None else tuple(config.channels.index(name)
+                                                                 for name in config.prefill_channels)
+    return replace(network, prefill=config.prefill, prefill_channels=chosen)
 
 
 def loss_weights_for(arch: str) -> LossWeights:
@@ -183,6 +185,7 @@ def _initial_state(config: RunConfig, resume: bool, latest: Path) -> dict | None
         return None
     state = ckpt.load_checkpoint(latest)
     before = dict(state["run_config"])
+    before.setdefault("prefill", "none")  # checkpoints written before the prefill option
     # Checkpoints written before case weights / synthetic PETs existed: weight 1, no synthetic PET.
     before["cases"] = [dict(case, weight=case.get("weight", 1.0), synthetic_pet=case.get("synthetic_pet", False))
                        if isinstance(case, dict) else case for case in before.get("cases") or []]

@@ -1,12 +1,15 @@
 """The optional harmonic and biharmonic prefills: parameter-free smooth fills the output layer corrects (PET models)."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
 
+from autopaint_app.core.errors import InputError
 from autopaint_app.core.inpaint_quality import biharmonic_inpaint
 from autopaint_app.training import checkpoints as ckpt
-from autopaint_app.training.config import RunConfig
+from autopaint_app.training.config import RunConfig, load_run_config
 from autopaint_app.training.networks import BiharmonicPrefill, HarmonicPrefill, NetworkConfig, build_network
 from autopaint_app.training.train import network_config_for
 
@@ -195,3 +198,72 @@ def test_exported_biharmonic_prefill_stays_finite_on_a_constant_channel(tmp_path
     assert np.isfinite(filled).all()
     assert np.abs(filled[0, 1]).max() == 0.0
     assert np.abs(filled - expected).max() < 1e-4
+
+
+def test_pet_only_prefill_outputs_the_prefill_on_pet_and_the_plain_head_on_ct():
+    net = build_network(NetworkConfig(in_channels=2, prefill="biharmonic", prefill_channels=(1,), **TINY)).eval()
+    with torch.no_grad():
+        net.head.weight.zero_()
+        net.head.bias.zero_()
+        image, mask = torch.rand(2, 2, 32, 32) * 0.5 + 0.25, (torch.rand(2, 1, 32, 32) > 0.3).float()
+        out = net(image, mask)
+        pet_fill = net.prefill(image[:, 1:] * mask, mask)
+    assert torch.allclose(out[:, 1:], pet_fill, atol=1e-5)
+    assert torch.allclose(out[:, :1], torch.full_like(out[:, :1], 0.5))  # sigmoid(0): no prefill under CT
+
+
+def test_pet_only_prefill_matches_the_whole_prefill_on_its_channel():
+    # The solvers must treat channels independently: filling PET alone gives the same PET fill.
+    torch.manual_seed(0)
+    image, mask = torch.rand(1, 2, 32, 32), (torch.rand(1, 1, 32, 32) > 0.3).float()
+    both = build_network(NetworkConfig(in_channels=2, prefill="biharmonic", **TINY)).eval()
+    pet_only = build_network(NetworkConfig(in_channels=2, prefill="biharmonic", prefill_channels=(1,), **TINY)).eval()
+    with torch.no_grad():
+        head_both, offset_both = both._prefilled(image * mask, mask)
+        head_pet, offset_pet = pet_only._prefilled(image * mask, mask)
+    assert torch.allclose(head_pet[:, 1], head_both[:, 1], atol=1e-6)
+    assert torch.equal(head_pet[:, 0], (image * mask)[:, 0])
+    assert float(offset_pet[:, 0].abs().max()) == 0.0
+
+
+def test_init_from_a_plain_petct_checkpoint_restarts_only_the_prefilled_channel(tmp_path):
+    torch.manual_seed(5)
+    source = build_network(NetworkConfig(in_channels=2, **TINY))
+    _save_as_checkpoint(source, "petct", tmp_path / "src.pt")
+    target = build_network(NetworkConfig(in_channels=2, prefill="biharmonic", prefill_channels=(1,), **TINY))
+    note = ckpt.initialise_from(target, tmp_path / "src.pt", ("ct", "pet"))
+    assert note.endswith("head zeroed for the biharmonic prefill (pet)")
+    state, original = target.state_dict(), source.state_dict()
+    assert torch.equal(state["head.weight"][0], original["head.weight"][0])  # CT row kept
+    assert float(state["head.bias"][0]) == float(original["head.bias"][0])
+    assert float(state["head.weight"][1].abs().sum()) == 0.0 and float(state["head.bias"][1]) == 0.0
+    # A source that already prefilled PET the same way keeps its whole head.
+    _save_as_checkpoint(target, "petct", tmp_path / "pet_prefilled.pt")
+    again = build_network(NetworkConfig(in_channels=2, prefill="biharmonic", prefill_channels=(1,), **TINY))
+    assert "zeroed" not in ckpt.initialise_from(again, tmp_path / "pet_prefilled.pt", ("ct", "pet"))
+
+
+def test_prefill_channels_are_recorded_and_validated(tmp_path):
+    config = NetworkConfig(in_channels=2, prefill="biharmonic", prefill_channels=(1,), **TINY)
+    assert ckpt.network_from_dict(ckpt.network_to_dict(config)) == config
+    assert config.prefilled == (1,) and NetworkConfig(in_channels=2, prefill="harmonic").prefilled == (0, 1)
+    for bad in ((2,), (), (1, 1)):
+        with pytest.raises(ValueError, match="prefill_channels"):
+            NetworkConfig(in_channels=2, prefill="biharmonic", prefill_channels=bad)
+    with pytest.raises(ValueError, match="prefill_channels"):
+        NetworkConfig(in_channels=2, prefill_channels=(1,))  # no prefill to restrict
+    run = RunConfig(cases=("a",), out_dir="o", modality="petct", prefill="biharmonic", prefill_channels=("pet",))
+    assert network_config_for(run).prefill_channels == (1,)
+    with pytest.raises(InputError, match="prefill_channels must name distinct channels of the 'petct'"):
+        RunConfig(cases=("a",), out_dir="o", modality="petct", prefill="biharmonic", prefill_channels=("suv",))
+    with pytest.raises(InputError, match="prefill_channels"):
+        RunConfig(cases=("a",), out_dir="o", modality="petct", prefill_channels=("pet",))
+    run_json = tmp_path / "run.json"
+    run_json.write_text(json.dumps({"cases": ["a"], "out_dir": "o", "modality": "petct", "prefill": "biharmonic",
+                                    "prefill_channels": "pet"}))
+    with pytest.raises(InputError, match="run.json.*prefill_channels must be a list of channel names"):
+        load_run_config(run_json)
+    run_json.write_text(json.dumps({"cases": ["a"], "out_dir": "o", "modality": "petct", "prefill": "biharmonic",
+                                    "prefill_channels": ["pet"]}))
+    assert load_run_config(run_json).prefill_channels == ("pet",)
+
