@@ -63,9 +63,10 @@ class RunConfig:
         prefill: ``"none"`` (the paper's network), ``"harmonic"`` or ``"biharmonic"``: the output
             layer corrects a parameter-free harmonic or biharmonic fill of the holes
             (``networks.HarmonicPrefill``, ``networks.BiharmonicPrefill``; our PET models).
-        prefill_channels: Channel names the prefill fills (e.g. ``["pet"]`` in a PET-CT run: the
-            PET gets the smooth start it needs while the CT keeps the plain head, which
-            segments better); None = every channel.
+        prefill_channels: Channel names the prefill fills, e.g. ``["pet"]`` in a PET-CT run: the
+            PET output corrects the smooth fill and the CT keeps the plain head. None = every
+            channel. (Measured in session 13: a PET prefill alone already stops a PET-CT model's
+            tumour circles from standing out; README, Models.)
         train_crop: Side of the square training crops on the working grid, pixels.
         batch_size: Crops per step.
         epochs_phase1, epochs_phase2: Epochs with all BN on (lr1), then encoder BN frozen (lr2).
