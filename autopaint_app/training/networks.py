@@ -381,14 +381,14 @@ class InpaintingUNet(nn.Module):
         chosen = self.config.prefilled
         if len(chosen) == self.config.in_channels:
             smooth = self.prefill(known, mask)
-            return smooth, torch.logit(smooth.clamp(LOGIT_EPS, 1.0 - LOGIT_EPS))
+            return smooth, _logit(smooth)
         images, offsets = [], []
         for c in range(self.config.in_channels):
             channel = known[:, c:c + 1]
             if c in chosen:
                 smooth = self.prefill(channel, mask)  # the solvers treat channels independently
                 images.append(smooth)
-                offsets.append(torch.logit(smooth.clamp(LOGIT_EPS, 1.0 - LOGIT_EPS)))
+                offsets.append(_logit(smooth))
             else:
                 images.append(channel)
                 offsets.append(torch.zeros_like(channel))
@@ -440,6 +440,11 @@ class InpaintingUNet(nn.Module):
                 if isinstance(module, nn.BatchNorm2d):
                     module.eval()
         return self
+
+
+def _logit(fill: torch.Tensor) -> torch.Tensor:
+    """The logit the head's correction is added to (clamped: a fill of exactly 0 or 1 stays finite)."""
+    return torch.logit(fill.clamp(LOGIT_EPS, 1.0 - LOGIT_EPS))
 
 
 def build_network(config: NetworkConfig | None = None) -> InpaintingUNet:
