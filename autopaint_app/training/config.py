@@ -67,6 +67,9 @@ class RunConfig:
             PET output corrects the smooth fill and the CT keeps the plain head. None = every
             channel. (Measured in session 13: a PET prefill alone already stops a PET-CT model's
             tumour circles from standing out; README, Models.)
+        rim_lesions: Share of training crops (0-1) that get a synthetic lesion on the known rim of
+            a hole, the healthy slice kept as the target inside it (``training.rim_lesions``): the
+            network learns to paint healthy tissue next to a tumour. 0 = the paper's training.
         train_crop: Side of the square training crops on the working grid, pixels.
         batch_size: Crops per step.
         epochs_phase1, epochs_phase2: Epochs with all BN on (lr1), then encoder BN frozen (lr2).
@@ -98,6 +101,7 @@ class RunConfig:
     widths: tuple[int, ...] | None = None
     prefill: str = "none"
     prefill_channels: tuple[str, ...] | None = None
+    rim_lesions: float = 0.0
     train_crop: int = 128
     batch_size: int = 8
     epochs_phase1: int = 150
@@ -154,6 +158,8 @@ class RunConfig:
             window = getattr(self, name)
             if window is not None and not (len(window) == 2 and window[0] < window[1]):
                 problems.append(f"{name} must be [low, high] with low < high, got {list(window)}")
+        if not 0.0 <= self.rim_lesions <= 1.0:
+            problems.append(f"rim_lesions must be a share of crops in [0, 1], got {self.rim_lesions}")
         if not 0.0 < self.val_fraction < 1.0:
             problems.append(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if problems:

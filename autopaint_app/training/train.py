@@ -46,6 +46,8 @@ from autopaint_app.training.evaluation import biharmonic_metrics, inpainting_met
 from autopaint_app.training.losses import InpaintingLoss, LossWeights
 from autopaint_app.training.networks import InpaintingUNet, NetworkConfig, build_network
 from autopaint_app.training.progress import Progress, StopRequest
+from autopaint_app.training.rim_lesions import add_rim_lesions
+from autopaint_app.training.rim_lesions import settings_for as rim_settings_for
 from autopaint_app.training.samples import write_samples
 
 logger = logging.getLogger("autopaint_app.training")
@@ -305,6 +307,7 @@ class _Loop:
         self.rng = ckpt.restore_rng(state["numpy_rng"])
         self.session_start = time.perf_counter()
         self.wall_before = state["wall_time_s"]
+        self.rim_settings = rim_settings_for(config.rim_lesions, config.channels, config.site_preset)
 
     def run(self, stop: StopRequest) -> bool:
         """True when every epoch is done, False when a stop signal ended the run (after saving)."""
@@ -337,6 +340,8 @@ class _Loop:
 
     def _step(self) -> dict[str, float]:
         images, masks = self.data.sampler.batch(self.config.batch_size, self.rng)
+        if self.config.rim_lesions > 0:  # off: the crop stream (and resumes) stay as before
+            images = add_rim_lesions(images, masks, self.rim_settings, self.rng)
         return train_step(self.model, self.criterion, self.optimizer, images, masks)
 
     def _end_epoch(self, epoch: int, phase: int, sums: dict[str, float]) -> None:

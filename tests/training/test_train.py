@@ -116,6 +116,19 @@ def test_training_is_deterministic_for_a_seed(tmp_path, cases):
     assert len(losses[0]) == 2 and losses[0] == losses[1]
 
 
+def test_rim_lesions_change_the_training_crops_and_stay_deterministic(tmp_path, cases):
+    def step_losses(name, rim_lesions):
+        config = RunConfig.from_dict({"cases": cases, "out_dir": str(tmp_path / name), **TINY, "epochs_phase1": 1,
+                                      "epochs_phase2": 0, "steps_per_epoch": 2, "rim_lesions": rim_lesions})
+        stream = io.StringIO()
+        assert train(config, stream=stream) == 0
+        return [e["losses"] for e in _events(stream.getvalue()) if e["event"] == "step"]
+
+    with_decoys = step_losses("a", 1.0)
+    assert with_decoys == step_losses("b", 1.0)
+    assert with_decoys != step_losses("c", 0.0)
+
+
 def test_a_checkpoint_from_before_case_weights_and_synthetic_pets_still_resumes(tmp_path, cases):
     config = _write_config(tmp_path, cases, epochs_phase1=1, epochs_phase2=0, steps_per_epoch=2)
     assert _run(["-m", "autopaint_app.training", "--config", str(config)]).returncode == 0
