@@ -68,7 +68,8 @@ def lineage_section(checkpoint: str | Path) -> dict:
             "best": state.get("best"), "init_from": state.get("init_from"),
             "config": {k: run.get(k) for k in ("cases", "site", "modality", "train_crop", "batch_size",
                                                "epochs_phase1", "epochs_phase2", "lr1", "lr2",
-                                               "vgg_downsample", "max_slices_per_case")}}
+                                               "vgg_downsample", "max_slices_per_case", "prefill",
+                                               "prefill_channels", "rim_lesions")}}
 
 
 def _model_lineage(model: Path) -> dict:
