@@ -189,3 +189,41 @@ def test_start_from_accepts_a_shipped_model_or_checkpoint_and_names_what_is_wron
     assert page.isComplete() and page.settings()["init_from"] == str(shipped)
     page.load({"out_dir": str(tmp_path / "other"), "init_from": str(tmp_path / "best.pt")})
     assert page.start_from.text() == str(tmp_path / "best.pt")
+
+
+def test_prefill_and_decoy_lesions_reach_run_json_and_come_back(qtbot, tmp_path, cases):
+    wizard = _wizard(qtbot, tmp_path)
+    _scanned(qtbot, wizard, cases)
+    wizard.next()
+    model = wizard.model_page
+    model.crop.setValue(64)
+    assert model.isComplete() and not {"prefill", "prefill_channels", "rim_lesions"} & set(model.settings())
+    model.prefill.setCurrentIndex(model.prefill.findData("biharmonic"))
+    model.decoys.setValue(50)
+    assert model.settings()["prefill"] == "biharmonic" and model.settings()["rim_lesions"] == 0.5
+    model.arch.setCurrentIndex(model.arch.findData("pconv"))
+    assert not model.isComplete() and "The prefill needs a gated network" in model.message.text()
+    model.arch.setCurrentIndex(model.arch.findData("gconv_lap"))
+    model.prefill.setCurrentIndex(model.prefill.findData("biharmonic-pet"))
+    model.modality.setCurrentIndex(model.modality.findData("pet"))
+    assert not model.isComplete() and "Biharmonic on PET only needs the PET-CT modality" in model.message.text()
+    model.modality.setCurrentIndex(model.modality.findData("petct"))
+    assert model.isComplete()
+    assert {k: model.settings()[k] for k in ("prefill", "prefill_channels")} == {
+        "prefill": "biharmonic", "prefill_channels": ["pet"]}
+    wizard.training_page.out_dir.setText(str(tmp_path / "run"))
+    settings = wizard.run_settings()
+    settings["cases"] = [str(cases)]
+    assert _load_run_config_from(settings, tmp_path).rim_lesions == 0.5  # the trainer accepts what the page wrote
+    # A run.json with a prefill the list does not offer is kept as it is (a resume must not change it).
+    model.load({"prefill": "harmonic", "rim_lesions": 0.3})
+    assert model.prefill.currentText() == "As in run.json: harmonic" and model.settings()["prefill"] == "harmonic"
+    assert model.settings()["rim_lesions"] == 0.3 and "prefill_channels" not in model.settings()
+    model.load({"prefill": "biharmonic", "prefill_channels": ["pet"]})
+    assert model.prefill.currentData() == "biharmonic-pet" and "rim_lesions" not in model.settings()
+
+
+def _load_run_config_from(settings: dict, folder: Path):
+    path = folder / "wizard_run.json"
+    path.write_text(json.dumps(settings))
+    return load_run_config(path)

@@ -22,6 +22,16 @@ SIZES = {"compact": "Compact (CPU friendly)", "light": "Light (4x faster circle 
          "paper": "Paper (64…512 channels, 8 levels)"}
 # Crops must be multiples of the U-Net's 2 ** depth (training.networks: compact 5 levels, light 4, paper 8).
 SIZE_MULTIPLE = {"compact": 32, "light": 16, "paper": 256}
+# run.json "prefill" / "prefill_channels": the output layer corrects a smooth fill of the holes (README, Models).
+PREFILLS = {"none": "None: the paper's output layer (PET-CT default)",
+            "biharmonic": "Biharmonic, every channel (our PET models; fills best, segments worse unless decoys)",
+            "biharmonic-pet": "Biharmonic on PET only (PET-CT research)"}
+PREFILL_HELP = ("A parameter-free biharmonic fill of the holes inside the network, which the output layer corrects. "
+                "It fills real scans best, but it carries a tumour on a circle's rim into the circle: train it with "
+                "decoy lesions (below) for segmentation.")
+DECOY_HELP = ("Share of training crops that get a synthetic lesion (soft-tissue CT, FDG uptake) on the known rim "
+              "of a hole, the healthy slice kept as the target under the hole: the network learns to paint "
+              "healthy tissue next to a tumour. 0 = the paper's training.")
 RANDOM_VGG_TEXT = ("No file: torch's cached ImageNet VGG16 weights are used when present, otherwise the "
                    "perceptual and style terms use random-seeded features (they still regularise, but are not "
                    "ImageNet features). The Run page says which one the trainer used.")
@@ -129,17 +139,26 @@ class ModelPage(QWizardPage):
         self.size = _combo(SIZES)
         self.crop = _spin(64, 512, 128, step=64, suffix=" px")
         self.crop.setToolTip("Side of the square training crops on the 512 px working grid (multiple of 64).")
+        self.prefill = _combo(PREFILLS)
+        self.prefill.setToolTip(PREFILL_HELP)
+        self._custom_prefill: dict = {}
+        self.decoys = _spin(0, 100, 0, step=10, suffix=" % of crops")
+        self.decoys.setToolTip(DECOY_HELP)
         self.estimate = EstimatePanel(self._estimate_settings)
         self.message = QLabel()
         self.message.setWordWrap(True)
         form = QFormLayout(self)
         for label, widget in (("Site preset:", self.site), ("Windows:", self.window_editor),
                               ("Modality:", self.modality), ("Architecture:", self.arch), ("Size:", self.size),
-                              ("Training crop:", self.crop), ("Cost:", self.estimate), ("", self.message)):
+                              ("Training crop:", self.crop), ("Fill start (prefill):", self.prefill),
+                              ("Decoy lesions on hole rims:", self.decoys), ("Cost:", self.estimate),
+                              ("", self.message)):
             form.addRow(label, widget)
         self.site.currentIndexChanged.connect(lambda _index: self.window_editor.follow_preset(self.site.currentData()))
         self.size.currentIndexChanged.connect(lambda _index: self.completeChanged.emit())
         self.crop.valueChanged.connect(lambda _value: self.completeChanged.emit())
+        for combo in (self.prefill, self.arch, self.modality):
+            combo.currentIndexChanged.connect(lambda _index: self.completeChanged.emit())
         self.window_editor.custom.toggled.connect(self._on_custom_toggled)
         for spin in (self.window_editor.ct_low, self.window_editor.ct_high, self.window_editor.suv_low,
                      self.window_editor.suv_high):
@@ -169,6 +188,11 @@ class ModelPage(QWizardPage):
         multiple = SIZE_MULTIPLE[self.size.currentData()]
         if self.crop.value() % multiple:
             found.append(f"The {self.size.currentData()} network needs crops that are multiples of {multiple} px.")
+        choice = self.prefill.currentData()
+        if choice != "none" and self.arch.currentData() == "pconv":
+            found.append("The prefill needs a gated network (GConv-Lap or GConv), not PConv.")
+        if choice == "biharmonic-pet" and self.modality.currentData() != "petct":
+            found.append("Biharmonic on PET only needs the PET-CT modality.")
         return found + self.window_editor.problems()
 
     def isComplete(self) -> bool:
@@ -181,6 +205,8 @@ class ModelPage(QWizardPage):
             if index >= 0:
                 combo.setCurrentIndex(index)
         self.crop.setValue(int(run.get("train_crop", self.crop.value())))
+        self._select_prefill(run.get("prefill") or "none", run.get("prefill_channels"))
+        self.decoys.setValue(round(100 * float(run.get("rim_lesions") or 0.0)))
         if run.get("ct_window") or run.get("suv_window"):
             preset = get_preset(self.site.currentData())
             self.window_editor.custom.setChecked(True)
@@ -190,4 +216,31 @@ class ModelPage(QWizardPage):
     def settings(self) -> dict:
         return {"site": self.site.currentData(), "modality": self.modality.currentData(),
                 "arch": self.arch.currentData(), "size": self.size.currentData(), "train_crop": self.crop.value(),
-                **self.window_editor.windows()}
+                **self.window_editor.windows(), **self._prefill_settings()}
+
+    def _select_prefill(self, prefill: str, channels) -> None:
+        """Show a run.json's prefill; one the list does not offer (harmonic, CT only) is kept as it is."""
+        choice = {("none", None): "none", ("biharmonic", None): "biharmonic",
+                  ("biharmonic", ("pet",)): "biharmonic-pet"}.get((prefill, tuple(channels) if channels else None))
+        if choice is None:
+            choice = "custom"
+            self._custom_prefill = {"prefill": prefill, **({"prefill_channels": list(channels)} if channels else {})}
+            title = f"As in run.json: {prefill}" + (f" on {', '.join(channels)}" if channels else "")
+            if self.prefill.findData("custom") < 0:
+                self.prefill.addItem(title, "custom")
+            self.prefill.setItemText(self.prefill.findData("custom"), title)
+        self.prefill.setCurrentIndex(self.prefill.findData(choice))
+
+    def _prefill_settings(self) -> dict:
+        """run.json's prefill, prefill_channels and rim_lesions (only the ones that differ from the paper)."""
+        values = {}
+        choice = self.prefill.currentData()
+        if choice == "custom":
+            values.update(self._custom_prefill)
+        elif choice != "none":
+            values["prefill"] = "biharmonic"
+        if choice == "biharmonic-pet":
+            values["prefill_channels"] = ["pet"]
+        if self.decoys.value():
+            values["rim_lesions"] = self.decoys.value() / 100.0
+        return values
