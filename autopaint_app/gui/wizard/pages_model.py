@@ -24,11 +24,11 @@ SIZES = {"compact": "Compact (CPU friendly)", "light": "Light (4x faster circle 
 SIZE_MULTIPLE = {"compact": 32, "light": 16, "paper": 256}
 # run.json "prefill" / "prefill_channels": the output layer corrects a smooth fill of the holes (README, Models).
 PREFILLS = {"none": "None: the paper's output layer (PET-CT default)",
-            "biharmonic": "Biharmonic, every channel (our PET models; fills best, segments worse unless decoys)",
+            "biharmonic": "Biharmonic, every channel (our PET models; in PET-CT it fills best, segments worse)",
             "biharmonic-pet": "Biharmonic on PET only (PET-CT research)"}
 PREFILL_HELP = ("A parameter-free biharmonic fill of the holes inside the network, which the output layer corrects. "
-                "It fills real scans best, but it carries a tumour on a circle's rim into the circle: train it with "
-                "decoy lesions (below) for segmentation.")
+                "It fills real scans best, but it carries a tumour on a circle's rim into the circle; decoy "
+                "lesions (below) bring most of the segmentation back (README, Models, session 14).")
 DECOY_HELP = ("Share of training crops that get a synthetic lesion (soft-tissue CT, FDG uptake) on the known rim "
               "of a hole, the healthy slice kept as the target under the hole: the network learns to paint "
               "healthy tissue next to a tumour. 0 = the paper's training.")
