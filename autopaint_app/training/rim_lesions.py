@@ -19,7 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage as ndi
 
-# Tumour appearance, as the phantoms paint it (core/phantom_tumours.py): soft tissue 30-50 HU, FDG 3-15 SUV.
+from autopaint_app.core.preprocess import normalise
+
+# Tumour appearance, a little wider than the phantoms paint it (core/phantom_tumours.py: soft tissue
+# 30-50 HU, FDG 3-15 SUV) and inside the SUV window, so the network does not learn one exact look.
 LESION_HU = (20.0, 60.0)
 LESION_HU_NOISE = 12.0
 LESION_SUV = (3.0, 12.0)
@@ -75,9 +78,9 @@ def _body(image: np.ndarray, settings: RimLesionSettings) -> np.ndarray:
     body = np.zeros(image.shape[1:], dtype=bool)
     for c, name in enumerate(settings.channels):
         if name == "ct":
-            body |= image[c] > _unit(BODY_HU, settings.ct_window)
+            body |= image[c] > normalise(BODY_HU, settings.ct_window)
         else:
-            body |= image[c] > _unit(BODY_SUV, settings.suv_window)
+            body |= image[c] > normalise(BODY_SUV, settings.suv_window)
     return body
 
 
@@ -98,8 +101,8 @@ def _paint(image: np.ndarray, mask: np.ndarray, centre: tuple[int, int], setting
     """Blend one irregular ellipse into ``image`` (C, H, W) in place, known pixels only."""
     height, width = mask.shape
     radius = rng.uniform(*settings.radius_px)
-    # The centre moves up to half a radius off the rim: into the hole (mostly covered, a rim of
-    # tumour around part of the hole) or away from it (a tumour touching the hole's edge).
+    # The centre moves off the rim by a normal offset of half a radius (SD): into the hole (a rim
+    # of tumour around part of the hole) or away from it (a tumour touching the hole's edge).
     offset = rng.normal(0.0, 0.5 * radius, size=2)
     cy, cx = centre[0] + offset[0], centre[1] + offset[1]
     aspect = rng.uniform(0.6, 1.0)
@@ -114,22 +117,17 @@ def _paint(image: np.ndarray, mask: np.ndarray, centre: tuple[int, int], setting
     inside = (np.sqrt(u * u + v * v) <= 1.0 + wobble).astype(np.float32)
     if inside.sum() < 4:
         return
-    known = (mask > 0.5).astype(np.float32)
+    known = mask > 0.5
     for c, name in enumerate(settings.channels):
         if name == "ct":
             hu = rng.uniform(*LESION_HU) + rng.normal(0.0, LESION_HU_NOISE, size=(height, width))
             weight = ndi.gaussian_filter(inside, 0.7)
-            target = _unit(hu, settings.ct_window)
+            target = normalise(hu, settings.ct_window)
         else:
             suv = rng.uniform(*LESION_SUV) * (1.0 + 0.25 * ndi.gaussian_filter(rng.normal(size=(height, width)), 2.0))
             weight = ndi.gaussian_filter(inside, rng.uniform(*PET_BLUR_PX))
-            target = _unit(suv, settings.suv_window)
+            target = normalise(suv, settings.suv_window)
             # Uptake adds to the background's, never lowers it.
             target = np.maximum(target, image[c])
         blended = image[c] + weight * (target - image[c])
-        image[c] = np.where(known > 0, np.clip(blended, 0.0, 1.0), image[c]).astype(image.dtype)
-
-
-def _unit(value, window: tuple[float, float]):
-    low, high = window
-    return np.clip((np.asarray(value, dtype=np.float32) - low) / (high - low), 0.0, 1.0)
+        image[c] = np.where(known, np.clip(blended, 0.0, 1.0), image[c]).astype(image.dtype)
