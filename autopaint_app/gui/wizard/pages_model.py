@@ -5,6 +5,7 @@ Also the small widget helpers the other wizard pages share.
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 from PySide6.QtCore import QStandardPaths
@@ -26,6 +27,9 @@ SIZE_MULTIPLE = {"compact": 32, "light": 16, "paper": 256}
 PREFILLS = {"none": "None: the paper's output layer (PET-CT default)",
             "biharmonic": "Biharmonic, every channel (our PET models; in PET-CT it fills best, segments worse)",
             "biharmonic-pet": "Biharmonic on PET only (PET-CT research)"}
+# What each choice writes into run.json (one table for writing and for reading a run.json back).
+PREFILL_RUN_KEYS = {"none": {}, "biharmonic": {"prefill": "biharmonic"},
+                    "biharmonic-pet": {"prefill": "biharmonic", "prefill_channels": ["pet"]}}
 PREFILL_HELP = ("A parameter-free biharmonic fill of the holes inside the network, which the output layer corrects. "
                 "It fills real scans best, but it carries a tumour on a circle's rim into the circle; decoy "
                 "lesions (below) bring most of the segmentation back (README, Models, session 14).")
@@ -205,7 +209,8 @@ class ModelPage(QWizardPage):
             if index >= 0:
                 combo.setCurrentIndex(index)
         self.crop.setValue(int(run.get("train_crop", self.crop.value())))
-        self._select_prefill(run.get("prefill") or "none", run.get("prefill_channels"))
+        self._select_prefill({key: run[key] for key in ("prefill", "prefill_channels")
+                              if run.get(key) and run.get(key) != "none"})
         self.decoys.setValue(round(100 * float(run.get("rim_lesions") or 0.0)))
         if run.get("ct_window") or run.get("suv_window"):
             preset = get_preset(self.site.currentData())
@@ -218,14 +223,14 @@ class ModelPage(QWizardPage):
                 "arch": self.arch.currentData(), "size": self.size.currentData(), "train_crop": self.crop.value(),
                 **self.window_editor.windows(), **self._prefill_settings()}
 
-    def _select_prefill(self, prefill: str, channels) -> None:
-        """Show a run.json's prefill; one the list does not offer (harmonic, CT only) is kept as it is."""
-        choice = {("none", None): "none", ("biharmonic", None): "biharmonic",
-                  ("biharmonic", ("pet",)): "biharmonic-pet"}.get((prefill, tuple(channels) if channels else None))
+    def _select_prefill(self, wanted: dict) -> None:
+        """Show a run.json's prefill keys; a prefill the list does not offer (harmonic, CT only) is kept as it is."""
+        choice = next((name for name, keys in PREFILL_RUN_KEYS.items() if keys == wanted), None)
         if choice is None:
             choice = "custom"
-            self._custom_prefill = {"prefill": prefill, **({"prefill_channels": list(channels)} if channels else {})}
-            title = f"As in run.json: {prefill}" + (f" on {', '.join(channels)}" if channels else "")
+            self._custom_prefill = dict(wanted)
+            channels = wanted.get("prefill_channels")
+            title = f"As in run.json: {wanted.get('prefill', 'none')}" + (f" on {', '.join(channels)}" if channels else "")
             if self.prefill.findData("custom") < 0:
                 self.prefill.addItem(title, "custom")
             self.prefill.setItemText(self.prefill.findData("custom"), title)
@@ -233,14 +238,8 @@ class ModelPage(QWizardPage):
 
     def _prefill_settings(self) -> dict:
         """run.json's prefill, prefill_channels and rim_lesions (only the ones that differ from the paper)."""
-        values = {}
         choice = self.prefill.currentData()
-        if choice == "custom":
-            values.update(self._custom_prefill)
-        elif choice != "none":
-            values["prefill"] = "biharmonic"
-        if choice == "biharmonic-pet":
-            values["prefill_channels"] = ["pet"]
+        values = copy.deepcopy(self._custom_prefill if choice == "custom" else PREFILL_RUN_KEYS[choice])
         if self.decoys.value():
             values["rim_lesions"] = self.decoys.value() / 100.0
         return values
