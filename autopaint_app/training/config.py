@@ -29,6 +29,7 @@ ARCHS = ("gconv_lap", "gconv", "pconv")
 SIZES = ("compact", "light", "paper")  # networks.NAMED_WIDTHS
 PREFILLS = ("none", "harmonic", "biharmonic")  # see networks.HarmonicPrefill, BiharmonicPrefill
 DEVICES = ("cpu", "cuda")
+RIM_LESION_REGIONS = ("body", "near_lung")  # rim_lesions.REGIONS
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,17 @@ class RunConfig:
         rim_lesions: Share of training crops (0-1) that get a synthetic lesion on the known rim of
             a hole, the healthy slice kept as the target inside it (``training.rim_lesions``): the
             network learns to paint healthy tissue next to a tumour. 0 = the paper's training.
+        rim_lesion_region: Where decoys may sit: ``"body"`` (anywhere in the patient) or
+            ``"near_lung"`` (within reach of aerated lung on CT, where lung tumours are; the heart
+            and mediastinum keep their uptake as healthy rim). Needs a CT channel.
+        pet_smoothing_px: ``[low, high]``: each training crop's PET is blurred by a Gaussian of
+            sigma drawn uniformly from this range (working-grid pixels), input and target alike, so
+            the network also sees smoother reconstructions than the phantoms' (``training.pet_smoothing``).
+            None = the crops as they are.
+        channel_loss_weights: Relative weight of each channel in the per-pixel loss terms (valid,
+            hole, Laplacian), e.g. ``{"pet": 3}``; unnamed channels weigh 1, and the weights are
+            scaled to a mean of 1 so the balance with the other terms stays the paper's. None =
+            every channel alike (the paper).
         train_crop: Side of the square training crops on the working grid, pixels.
         batch_size: Crops per step.
         epochs_phase1, epochs_phase2: Epochs with all BN on (lr1), then encoder BN frozen (lr2).
@@ -102,6 +114,9 @@ class RunConfig:
     prefill: str = "none"
     prefill_channels: tuple[str, ...] | None = None
     rim_lesions: float = 0.0
+    rim_lesion_region: str = "body"
+    channel_loss_weights: dict | None = None
+    pet_smoothing_px: tuple[float, float] | None = None
     train_crop: int = 128
     batch_size: int = 8
     epochs_phase1: int = 150
@@ -160,10 +175,45 @@ class RunConfig:
                 problems.append(f"{name} must be [low, high] with low < high, got {list(window)}")
         if not 0.0 <= self.rim_lesions <= 1.0:
             problems.append(f"rim_lesions must be a share of crops in [0, 1], got {self.rim_lesions}")
+        if self.rim_lesion_region not in RIM_LESION_REGIONS:
+            problems.append(f"rim_lesion_region must be one of {list(RIM_LESION_REGIONS)}, "
+                            f"got {self.rim_lesion_region!r}")
+        elif self.rim_lesion_region == "near_lung" and "ct" not in self.channels:
+            problems.append("rim_lesion_region 'near_lung' finds the lung on CT; modality "
+                            f"{self.modality} has no CT")
+        problems += self._channel_weight_problems()
+        if self.pet_smoothing_px is not None:
+            low, high = self.pet_smoothing_px
+            if not 0.0 <= low <= high <= 10.0:
+                problems.append(f"pet_smoothing_px must be [low, high] px with 0 <= low <= high <= 10, "
+                                f"got {list(self.pet_smoothing_px)}")
+            elif "pet" not in self.channels:
+                problems.append(f"pet_smoothing_px blurs the PET; modality {self.modality} has no PET")
         if not 0.0 < self.val_fraction < 1.0:
             problems.append(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if problems:
             raise InputError(self.extra.get("config_path"), "; ".join(problems))
+
+    def _channel_weight_problems(self) -> list[str]:
+        weights = self.channel_loss_weights
+        if weights is None:
+            return []
+        if not isinstance(weights, dict) or not weights:
+            return [f"channel_loss_weights must be an object like {{\"pet\": 3}}, got {weights!r}"]
+        problems = [f"channel_loss_weights names {name!r}, not a channel of modality {self.modality} "
+                    f"({', '.join(self.channels)})" for name in weights if name not in self.channels]
+        problems += [f"channel_loss_weights[{name!r}] must be a positive number, got {value!r}"
+                     for name, value in weights.items()
+                     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0]
+        return problems
+
+    def channel_weights(self) -> tuple[float, ...] | None:
+        """Per-channel loss weights in network order, scaled to a mean of 1; None = all alike."""
+        if not self.channel_loss_weights:
+            return None
+        raw = [float(self.channel_loss_weights.get(name, 1.0)) for name in self.channels]
+        mean = sum(raw) / len(raw)
+        return tuple(value / mean for value in raw)
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -215,7 +265,7 @@ class RunConfig:
             if not isinstance(chosen, list) or not all(isinstance(name, str) for name in chosen):
                 raise InputError(source, f"prefill_channels must be a list of channel names, got {chosen!r}")
             values["prefill_channels"] = tuple(chosen)
-        for key in ("ct_window", "suv_window"):
+        for key in ("ct_window", "suv_window", "pet_smoothing_px"):
             if values.get(key) is not None:
                 values[key] = _window(values[key], key, source)
         try:

@@ -47,8 +47,8 @@ def estimate(config: RunConfig, steps: int = 3, stream=None) -> dict:
         data = prepare_data(config)
         torch.manual_seed(config.seed)
         model = build_network(network_config_for(config)).to(device)
-        criterion = InpaintingLoss(loss_weights_for(config.arch), vgg_weights_path=config.vgg_weights,
-                                   vgg_downsample=config.vgg_downsample).to(device)
+        criterion = InpaintingLoss(loss_weights_for(config.arch, config.channel_weights()),
+                                   vgg_weights_path=config.vgg_weights, vgg_downsample=config.vgg_downsample).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr1)
         rng = np.random.default_rng([config.seed, 1])
         seconds = []

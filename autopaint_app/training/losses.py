@@ -35,6 +35,9 @@ class LossWeights:
     style: float = 0.05  # applied to style_out + style_comp
     tv: float = 250.0
     lap: float = 20.0
+    # Relative weight of each channel in the per-pixel terms (valid, hole, Laplacian), network
+    # order, mean 1 (RunConfig.channel_weights); None = every channel alike, as in the paper.
+    channels: tuple[float, ...] | None = None
 
     @classmethod
     def without_laplacian(cls) -> LossWeights:
@@ -185,8 +188,16 @@ def total_loss(output: torch.Tensor, target: torch.Tensor, mask: torch.Tensor,
     """
     weights = weights if weights is not None else LossWeights()
     comp = composite(output, target, mask)
-    terms = {"valid": valid_loss(output, target, mask), "hole": hole_loss(output, target, mask),
-             "tv": tv_loss(comp, mask), "lap": laplacian_loss(output, target)}
+    # The per-pixel terms are linear in the image, so scaling both images by a channel's weight
+    # weighs that channel's differences (Laplacian pyramid included); TV and VGG see the images as they are.
+    pixel_out, pixel_target = output, target
+    if weights.channels is not None:
+        if len(weights.channels) != output.shape[1]:
+            raise ValueError(f"{len(weights.channels)} channel weights for {output.shape[1]} channels")
+        scale = torch.tensor(weights.channels, dtype=output.dtype, device=output.device).view(1, -1, 1, 1)
+        pixel_out, pixel_target = output * scale, target * scale
+    terms = {"valid": valid_loss(pixel_out, pixel_target, mask), "hole": hole_loss(pixel_out, pixel_target, mask),
+             "tv": tv_loss(comp, mask), "lap": laplacian_loss(pixel_out, pixel_target)}
     zero = output.new_zeros(())
     if weights.perceptual != 0 or weights.style != 0:
         if vgg is None:

@@ -30,6 +30,13 @@ PET_BLUR_PX = (1.0, 2.5)
 # Body test for the lesion's centre: no lesion in the air around the patient.
 BODY_HU = -900.0
 BODY_SUV = 0.3
+# Lung parenchyma for the "near_lung" region: aerated lung is well below soft tissue.
+LUNG_HU = -500.0
+# Where a decoy may sit. "body": anywhere in the patient. "near_lung": within reach of aerated lung
+# (the largest decoy radius), where lung tumours and the nodes next to them are; the heart and the
+# rest of the mediastinum then keep their uptake as healthy rim, so the network still learns to
+# continue it (measured: the session-14 decoys cost the PET channel most on hot healthy organs).
+REGIONS = ("body", "near_lung")
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,7 @@ class RimLesionSettings:
         channels: Network channel names in order, e.g. ``("ct", "pet")``.
         ct_window: CT window of the data in HU, to write the lesion's HU in [0, 1].
         suv_window: SUV window of the data.
+        region: One of ``REGIONS``; ``"near_lung"`` needs a CT channel.
     """
 
     probability: float
@@ -49,12 +57,20 @@ class RimLesionSettings:
     channels: tuple[str, ...]
     ct_window: tuple[float, float]
     suv_window: tuple[float, float]
+    region: str = "body"
+
+    def __post_init__(self) -> None:
+        if self.region not in REGIONS:
+            raise ValueError(f"decoy region must be one of {REGIONS}, got {self.region!r}")
+        if self.region == "near_lung" and "ct" not in self.channels:
+            raise ValueError("decoy region 'near_lung' finds the lung on CT; the channels have no CT")
 
 
-def settings_for(probability: float, channels, preset) -> RimLesionSettings:
+def settings_for(probability: float, channels, preset, region: str = "body") -> RimLesionSettings:
     """Decoys sized like the site's tumours: from the minimum tumour radius to 90 % of the circle."""
     radius = (float(max(2, preset.min_tumour_radius_px)), 0.9 * float(preset.circle_radius_px))
-    return RimLesionSettings(probability, radius, tuple(channels), tuple(preset.ct_window), tuple(preset.suv_window))
+    return RimLesionSettings(probability, radius, tuple(channels), tuple(preset.ct_window), tuple(preset.suv_window),
+                             region)
 
 
 def add_rim_lesions(images: np.ndarray, masks: np.ndarray, settings: RimLesionSettings,
@@ -84,11 +100,23 @@ def _body(image: np.ndarray, settings: RimLesionSettings) -> np.ndarray:
     return body
 
 
+def allowed_centres(image: np.ndarray, settings: RimLesionSettings) -> np.ndarray:
+    """(H, W) bool: pixels of the crop ``image`` (C, H, W) where a decoy may be centred."""
+    allowed = _body(image, settings)
+    if settings.region == "near_lung":
+        lung = image[settings.channels.index("ct")] < normalise(LUNG_HU, settings.ct_window)
+        lung &= allowed  # aerated lung lies inside the body; the air around the patient does not count
+        if not lung.any():
+            return np.zeros_like(allowed)
+        allowed &= ndi.distance_transform_edt(~lung) <= settings.radius_px[1]
+    return allowed
+
+
 def _rim_point(image: np.ndarray, mask: np.ndarray, settings: RimLesionSettings,
                rng: np.random.Generator) -> tuple[int, int] | None:
-    """A known pixel touching a hole, inside the body; None when the crop has none."""
+    """A known pixel touching a hole, where the region allows; None when the crop has none."""
     known = mask > 0.5
-    rim = known & ~ndi.binary_erosion(known, border_value=1) & _body(image, settings)
+    rim = known & ~ndi.binary_erosion(known, border_value=1) & allowed_centres(image, settings)
     ys, xs = np.nonzero(rim)
     if ys.size == 0:
         return None

@@ -46,6 +46,7 @@ from autopaint_app.training.evaluation import biharmonic_metrics, inpainting_met
 from autopaint_app.training.losses import InpaintingLoss, LossWeights
 from autopaint_app.training.networks import InpaintingUNet, NetworkConfig, build_network
 from autopaint_app.training.progress import Progress, StopRequest
+from autopaint_app.training.pet_smoothing import smooth_pet
 from autopaint_app.training.rim_lesions import add_rim_lesions
 from autopaint_app.training.rim_lesions import settings_for as rim_settings_for
 from autopaint_app.training.samples import write_samples
@@ -70,8 +71,9 @@ def network_config_for(config: RunConfig) -> NetworkConfig:
     return replace(network, prefill=config.prefill, prefill_channels=chosen)
 
 
-def loss_weights_for(arch: str) -> LossWeights:
-    return LossWeights() if arch == "gconv_lap" else LossWeights.without_laplacian()
+def loss_weights_for(arch: str, channels: tuple[float, ...] | None = None) -> LossWeights:
+    weights = LossWeights() if arch == "gconv_lap" else LossWeights.without_laplacian()
+    return replace(weights, channels=channels)
 
 
 def checkpoint_paths(out_dir: str | Path) -> tuple[Path, Path]:
@@ -231,7 +233,8 @@ def train(config: RunConfig, resume: bool = False, stream=None, command: str | N
         elif state is not None and state.get("all_bn_frozen"):
             model.freeze_all_bn()  # a resumed run that started from an exported (BN-folded) model
         model.to(device)  # before the optimizer exists: its state follows the parameters' device
-        criterion = InpaintingLoss(loss_weights_for(config.arch), vgg_weights_path=config.vgg_weights,
+        criterion = InpaintingLoss(loss_weights_for(config.arch, config.channel_weights()),
+                                   vgg_weights_path=config.vgg_weights,
                                    vgg_downsample=config.vgg_downsample).to(device)
         logger.info("VGG16 weights for the perceptual/style terms: %s", criterion.vgg_weights_source)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr1)
@@ -307,7 +310,8 @@ class _Loop:
         self.rng = ckpt.restore_rng(state["numpy_rng"])
         self.session_start = time.perf_counter()
         self.wall_before = state["wall_time_s"]
-        self.rim_settings = rim_settings_for(config.rim_lesions, config.channels, config.site_preset)
+        self.rim_settings = rim_settings_for(config.rim_lesions, config.channels, config.site_preset,
+                                             config.rim_lesion_region)
 
     def run(self, stop: StopRequest) -> bool:
         """True when every epoch is done, False when a stop signal ended the run (after saving)."""
@@ -340,6 +344,8 @@ class _Loop:
 
     def _step(self) -> dict[str, float]:
         images, masks = self.data.sampler.batch(self.config.batch_size, self.rng)
+        if self.config.pet_smoothing_px is not None:  # the scan first, then any decoy drawn on it
+            images = smooth_pet(images, self.config.channels, self.config.pet_smoothing_px, self.rng)
         if self.config.rim_lesions > 0:  # off: the crop stream (and resumes) stay as before
             images = add_rim_lesions(images, masks, self.rim_settings, self.rng)
         return train_step(self.model, self.criterion, self.optimizer, images, masks)

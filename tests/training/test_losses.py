@@ -194,3 +194,21 @@ def test_vgg_downsample_pools_the_images_before_vgg(random_vgg):
         perceptual_loss(small_out, small_out, small_gt).item(), rel=1e-5)
     with pytest.raises(ValueError, match="vgg_downsample"):
         InpaintingLoss(vgg=random_vgg, vgg_downsample=0)
+
+
+def test_channel_weights_scale_each_channels_pixel_terms_and_leave_tv_alone():
+    target = torch.zeros(1, 2, 8, 8)
+    output = target.clone()
+    output[:, 0] = 0.4   # only channel 0 is wrong, everywhere
+    mask = torch.ones(1, 1, 8, 8)
+    mask[..., 2:6, 2:6] = 0.0
+    pixel_only = LossWeights(perceptual=0.0, style=0.0)
+    _, plain = total_loss(output, target, mask, None, pixel_only)
+    _, weighted = total_loss(output, target, mask, None, LossWeights(perceptual=0.0, style=0.0, channels=(0.5, 1.5)))
+    # 16 hole pixels of 0.4 over 128 elements, then half of it for channel 0's weight 0.5.
+    assert plain["hole"] == pytest.approx(16 * 0.4 / 128)
+    for term in ("valid", "hole", "lap"):
+        assert weighted[term] == pytest.approx(0.5 * plain[term])
+    assert weighted["tv"] == pytest.approx(plain["tv"])
+    with pytest.raises(ValueError, match="3 channel weights for 2 channels"):
+        total_loss(output, target, mask, None, LossWeights(perceptual=0.0, style=0.0, channels=(1.0, 1.0, 1.0)))

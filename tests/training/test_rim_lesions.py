@@ -8,7 +8,7 @@ import pytest
 from autopaint_app.core.errors import InputError
 from autopaint_app.core.presets import HEAD_NECK, LUNG
 from autopaint_app.training.config import RunConfig, load_run_config
-from autopaint_app.training.rim_lesions import RimLesionSettings, add_rim_lesions, settings_for
+from autopaint_app.training.rim_lesions import RimLesionSettings, add_rim_lesions, allowed_centres, settings_for
 
 CT_WINDOW, SUV_WINDOW = LUNG.ct_window, LUNG.suv_window
 
@@ -89,3 +89,45 @@ def test_rim_lesions_option_is_validated_by_name(tmp_path):
     run_json.write_text(json.dumps({"cases": ["a"], "out_dir": "o", "rim_lesions": 0.5}))
     config = load_run_config(run_json)
     assert config.rim_lesions == 0.5 and RunConfig.from_dict(config.to_dict()).rim_lesions == 0.5
+
+
+def _lung_and_mediastinum_crop(size=96):
+    """One PET-CT crop: aerated lung (-850 HU) on the left 20 columns, soft tissue (40 HU, SUV 2) elsewhere."""
+    ct = np.full((size, size), 40.0)
+    ct[:, :20] = -850.0
+    pet = np.where(ct < -500, 0.6, 2.0)
+    unit_ct = (ct - CT_WINDOW[0]) / (CT_WINDOW[1] - CT_WINDOW[0])
+    return np.stack([unit_ct, pet / SUV_WINDOW[1]]).astype(np.float32)
+
+
+def test_near_lung_decoys_sit_within_reach_of_aerated_lung_only():
+    image = _lung_and_mediastinum_crop()
+    near = RimLesionSettings(1.0, (6.0, 12.0), ("ct", "pet"), CT_WINDOW, SUV_WINDOW, region="near_lung")
+    allowed = allowed_centres(image, near)
+    # The lung is columns 0-19; reach is the largest decoy radius, 12 px: columns up to 31.
+    assert allowed[:, :32].all() and not allowed[:, 32:].any()
+    assert allowed_centres(image, _settings()).all()          # "body": all of the patient
+    # A hole deep in the mediastinum (far from the lung) gets no decoy; the same hole at the lung does.
+    yy, xx = np.mgrid[:96, :96]
+    far_hole = ((yy - 48) ** 2 + (xx - 75) ** 2 <= 10 ** 2)
+    near_hole = ((yy - 48) ** 2 + (xx - 24) ** 2 <= 10 ** 2)
+    images = np.stack([image] * 8)
+    for hole, decorated in ((far_hole, False), (near_hole, True)):
+        masks = np.broadcast_to((~hole).astype(np.float32), (8, 1, 96, 96)).copy()
+        out = add_rim_lesions(images, masks, near, np.random.default_rng(6))
+        assert np.any(out != images) == decorated
+
+
+def test_near_lung_needs_a_ct_channel_and_a_known_region(tmp_path):
+    with pytest.raises(ValueError, match="finds the lung on CT"):
+        RimLesionSettings(1.0, (6.0, 12.0), ("pet",), CT_WINDOW, SUV_WINDOW, region="near_lung")
+    with pytest.raises(ValueError, match="decoy region must be one of"):
+        RimLesionSettings(1.0, (6.0, 12.0), ("ct",), CT_WINDOW, SUV_WINDOW, region="liver")
+    assert settings_for(0.5, ("ct", "pet"), LUNG, "near_lung").region == "near_lung"
+    run_json = tmp_path / "run.json"
+    run_json.write_text(json.dumps({"cases": ["a"], "out_dir": "o", "modality": "pet", "rim_lesion_region": "near_lung"}))
+    with pytest.raises(InputError, match="rim_lesion_region 'near_lung' finds the lung on CT; modality pet has no CT"):
+        load_run_config(run_json)
+    run_json.write_text(json.dumps({"cases": ["a"], "out_dir": "o", "rim_lesion_region": "lungs"}))
+    with pytest.raises(InputError, match=r"rim_lesion_region must be one of \['body', 'near_lung'\], got 'lungs'"):
+        load_run_config(run_json)

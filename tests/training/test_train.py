@@ -147,3 +147,22 @@ def test_a_checkpoint_from_before_case_weights_and_synthetic_pets_still_resumes(
     _write_config(tmp_path, changed, epochs_phase1=1, epochs_phase2=2, steps_per_epoch=2)
     refused = _run(["-m", "autopaint_app.training", "--config", str(config), "--resume"])
     assert refused.returncode == 2 and "run.json changed cases since this checkpoint" in refused.stderr
+
+
+def test_pet_smoothing_channel_weights_and_near_lung_decoys_each_reach_the_training(tmp_path, cases):
+    def step_losses(name, **options):
+        config = RunConfig.from_dict({"cases": cases, "out_dir": str(tmp_path / name), **TINY, "epochs_phase1": 1,
+                                      "epochs_phase2": 0, "steps_per_epoch": 2, **options})
+        stream = io.StringIO()
+        assert train(config, stream=stream) == 0
+        return [e["losses"] for e in _events(stream.getvalue()) if e["event"] == "step"]
+
+    plain = step_losses("plain")
+    smoothed = step_losses("smooth", pet_smoothing_px=[1.0, 2.0])
+    assert smoothed != plain and smoothed == step_losses("smooth_again", pet_smoothing_px=[1.0, 2.0])
+    weighted = step_losses("weighted", channel_loss_weights={"pet": 3})
+    # Same crops, holes and network: the weights move only the per-pixel terms.
+    assert weighted[0]["hole"] != plain[0]["hole"] and weighted[0]["tv"] == plain[0]["tv"]
+    everywhere = step_losses("body", rim_lesions=1.0)
+    near_lung = step_losses("near_lung", rim_lesions=1.0, rim_lesion_region="near_lung")
+    assert near_lung != everywhere
