@@ -70,7 +70,8 @@ def lineage_section(checkpoint: str | Path) -> dict:
                                                "epochs_phase1", "epochs_phase2", "lr1", "lr2",
                                                "vgg_downsample", "max_slices_per_case", "prefill",
                                                "prefill_channels", "rim_lesions", "rim_lesion_region",
-                                               "channel_loss_weights", "pet_smoothing_px")}}
+                                               "channel_loss_weights", "pet_smoothing_px",
+                                               "ct_smoothing_px")}}
 
 
 def _model_lineage(model: Path) -> dict:

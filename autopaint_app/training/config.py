@@ -74,10 +74,10 @@ class RunConfig:
         rim_lesion_region: Where decoys may sit: ``"body"`` (anywhere in the patient) or
             ``"near_lung"`` (within reach of aerated lung on CT, where lung tumours are; the heart
             and mediastinum keep their uptake as healthy rim). Needs a CT channel.
-        pet_smoothing_px: ``[low, high]``: each training crop's PET is blurred by a Gaussian of
-            sigma drawn uniformly from this range (working-grid pixels), input and target alike, so
-            the network also sees smoother reconstructions than the phantoms' (``training.pet_smoothing``).
-            None = the crops as they are.
+        pet_smoothing_px, ct_smoothing_px: ``[low, high]``: each training crop's PET (CT) is blurred
+            by a Gaussian of sigma drawn uniformly from this range (working-grid pixels), input and
+            target alike, so the network also sees smoother reconstructions than the phantoms'
+            (``training.scan_smoothing``). None = the crops as they are.
         channel_loss_weights: Relative weight of each channel in the per-pixel loss terms (valid,
             hole, Laplacian), e.g. ``{"pet": 3}``; unnamed channels weigh 1, and the weights are
             scaled to a mean of 1 so the balance with the other terms stays the paper's. None =
@@ -117,6 +117,7 @@ class RunConfig:
     rim_lesion_region: str = "body"
     channel_loss_weights: dict | None = None
     pet_smoothing_px: tuple[float, float] | None = None
+    ct_smoothing_px: tuple[float, float] | None = None
     train_crop: int = 128
     batch_size: int = 8
     epochs_phase1: int = 150
@@ -182,13 +183,16 @@ class RunConfig:
             problems.append("rim_lesion_region 'near_lung' finds the lung on CT; modality "
                             f"{self.modality} has no CT")
         problems += self._channel_weight_problems()
-        if self.pet_smoothing_px is not None:
-            low, high = self.pet_smoothing_px
-            if not 0.0 <= low <= high <= 10.0:
-                problems.append(f"pet_smoothing_px must be [low, high] px with 0 <= low <= high <= 10, "
-                                f"got {list(self.pet_smoothing_px)}")
-            elif "pet" not in self.channels:
-                problems.append(f"pet_smoothing_px blurs the PET; modality {self.modality} has no PET")
+        for name in ("ct", "pet"):
+            sigma_px = getattr(self, f"{name}_smoothing_px")
+            if sigma_px is None:
+                continue
+            if not 0.0 <= sigma_px[0] <= sigma_px[1] <= 10.0:
+                problems.append(f"{name}_smoothing_px must be [low, high] px with 0 <= low <= high <= 10, "
+                                f"got {list(sigma_px)}")
+            elif name not in self.channels:
+                problems.append(f"{name}_smoothing_px blurs the {name.upper()}; modality {self.modality} "
+                                f"has no {name.upper()}")
         if not 0.0 < self.val_fraction < 1.0:
             problems.append(f"val_fraction must be in (0, 1), got {self.val_fraction}")
         if problems:
@@ -265,7 +269,7 @@ class RunConfig:
             if not isinstance(chosen, list) or not all(isinstance(name, str) for name in chosen):
                 raise InputError(source, f"prefill_channels must be a list of channel names, got {chosen!r}")
             values["prefill_channels"] = tuple(chosen)
-        for key in ("ct_window", "suv_window", "pet_smoothing_px"):
+        for key in ("ct_window", "suv_window", "pet_smoothing_px", "ct_smoothing_px"):
             if values.get(key) is not None:
                 values[key] = _window(values[key], key, source)
         try:

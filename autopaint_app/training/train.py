@@ -46,9 +46,9 @@ from autopaint_app.training.evaluation import biharmonic_metrics, inpainting_met
 from autopaint_app.training.losses import InpaintingLoss, LossWeights
 from autopaint_app.training.networks import InpaintingUNet, NetworkConfig, build_network
 from autopaint_app.training.progress import Progress, StopRequest
-from autopaint_app.training.pet_smoothing import smooth_pet
 from autopaint_app.training.rim_lesions import add_rim_lesions
 from autopaint_app.training.rim_lesions import settings_for as rim_settings_for
+from autopaint_app.training.scan_smoothing import smooth_channel
 from autopaint_app.training.samples import write_samples
 
 logger = logging.getLogger("autopaint_app.training")
@@ -344,8 +344,10 @@ class _Loop:
 
     def _step(self) -> dict[str, float]:
         images, masks = self.data.sampler.batch(self.config.batch_size, self.rng)
-        if self.config.pet_smoothing_px is not None:  # the scan first, then any decoy drawn on it
-            images = smooth_pet(images, self.config.channels, self.config.pet_smoothing_px, self.rng)
+        # The scan's smoothness first, then any decoy drawn on it; off = the crop stream as before.
+        for name, sigma_px in (("ct", self.config.ct_smoothing_px), ("pet", self.config.pet_smoothing_px)):
+            if sigma_px is not None:
+                images = smooth_channel(images, self.config.channels, name, sigma_px, self.rng)
         if self.config.rim_lesions > 0:  # off: the crop stream (and resumes) stay as before
             images = add_rim_lesions(images, masks, self.rim_settings, self.rng)
         return train_step(self.model, self.criterion, self.optimizer, images, masks)

@@ -160,6 +160,7 @@ def test_pet_smoothing_channel_weights_and_near_lung_decoys_each_reach_the_train
     plain = step_losses("plain")
     smoothed = step_losses("smooth", pet_smoothing_px=[1.0, 2.0])
     assert smoothed != plain and smoothed == step_losses("smooth_again", pet_smoothing_px=[1.0, 2.0])
+    assert step_losses("ct_smooth", ct_smoothing_px=[1.0, 2.0]) not in (plain, smoothed)
     weighted = step_losses("weighted", channel_loss_weights={"pet": 3})
     # Same crops, holes and network: the weights move only the per-pixel terms.
     assert weighted[0]["hole"] != plain[0]["hole"] and weighted[0]["tv"] == plain[0]["tv"]
