@@ -223,6 +223,31 @@ def test_prefill_and_decoy_lesions_reach_run_json_and_come_back(qtbot, tmp_path,
     assert model.prefill.currentData() == "biharmonic-pet" and "rim_lesions" not in model.settings()
 
 
+def test_smoothness_augmentation_reaches_run_json_and_comes_back(qtbot, tmp_path, cases):
+    wizard = _wizard(qtbot, tmp_path)
+    _scanned(qtbot, wizard, cases)
+    wizard.next()
+    model = wizard.model_page
+    model.crop.setValue(64)
+    assert not {"pet_smoothing_px", "ct_smoothing_px"} & set(model.settings())   # off: the paper's training
+    model.smoothing["pet"].setValue(3.5)
+    model.smoothing["ct"].setValue(1.2)
+    assert model.isComplete()
+    assert model.settings()["pet_smoothing_px"] == [0.0, 3.5] and model.settings()["ct_smoothing_px"] == [0.0, 1.2]
+    model.modality.setCurrentIndex(model.modality.findData("pet"))
+    assert not model.isComplete() and "CT smoothing needs a modality with CT" in model.message.text()
+    model.smoothing["ct"].setValue(0.0)
+    assert model.isComplete() and "ct_smoothing_px" not in model.settings()
+    wizard.training_page.out_dir.setText(str(tmp_path / "run"))
+    settings = wizard.run_settings()
+    settings["cases"] = [str(cases)]
+    assert _load_run_config_from(settings, tmp_path).pet_smoothing_px == (0.0, 3.5)  # the trainer accepts it
+    # A run.json's own lower bound survives a round trip through the page (a resume must not change it).
+    model.load({"modality": "petct", "pet_smoothing_px": [0.5, 2.0]})
+    assert model.smoothing["pet"].value() == 2.0 and model.settings()["pet_smoothing_px"] == [0.5, 2.0]
+    assert model.smoothing["ct"].value() == 0.0
+
+
 def _load_run_config_from(settings: dict, folder: Path):
     path = folder / "wizard_run.json"
     path.write_text(json.dumps(settings))

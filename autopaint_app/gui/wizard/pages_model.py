@@ -12,7 +12,7 @@ from PySide6.QtCore import QStandardPaths
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QHBoxLayout, QLabel, QSpinBox,
                                QWidget, QWizardPage)
 
-from autopaint_app.core.presets import get_preset
+from autopaint_app.core.presets import MODALITY_CHANNELS, get_preset
 from autopaint_app.gui.wizard.estimate_panel import EstimatePanel
 
 SITES = {"lung": "Lung", "hn": "Head and neck"}
@@ -36,6 +36,10 @@ PREFILL_HELP = ("A parameter-free biharmonic fill of the holes inside the networ
 DECOY_HELP = ("Share of training crops that get a synthetic lesion (soft-tissue CT, FDG uptake) on the known rim "
               "of a hole, the healthy slice kept as the target under the hole: the network learns to paint "
               "healthy tissue next to a tumour. 0 = the paper's training.")
+SMOOTHING_HELP = ("Largest blur (Gaussian sigma, working-grid pixels) applied to a training crop's {name}, input and "
+                  "target alike; each crop draws its sigma from 0 to this. Real reconstructions are smoother than "
+                  "the phantoms (PET about 2.5x, chest CT up to 4x): 3.5 px for PET and 1.2 px for CT span them "
+                  "(README, Models, session 15). 0 = the crops as they are.")
 RANDOM_VGG_TEXT = ("No file: torch's cached ImageNet VGG16 weights are used when present, otherwise the "
                    "perceptual and style terms use random-seeded features (they still regularise, but are not "
                    "ImageNet features). The Run page says which one the trainer used.")
@@ -148,6 +152,17 @@ class ModelPage(QWizardPage):
         self._custom_prefill: dict = {}
         self.decoys = _spin(0, 100, 0, step=10, suffix=" % of crops")
         self.decoys.setToolTip(DECOY_HELP)
+        # run.json "pet_smoothing_px" / "ct_smoothing_px" = [low, high]; the page edits high (low kept from a run.json).
+        self.smoothing = {name: _double(0.0, 10.0, f" px ({name.upper()})") for name in ("pet", "ct")}
+        self._smoothing_low = {"pet": 0.0, "ct": 0.0}
+        smoothing_row = QWidget()
+        smoothing_layout = QHBoxLayout(smoothing_row)
+        smoothing_layout.setContentsMargins(0, 0, 0, 0)
+        for name, spin in self.smoothing.items():
+            spin.setSingleStep(0.5)
+            spin.setToolTip(SMOOTHING_HELP.format(name=name.upper()))
+            spin.valueChanged.connect(lambda _value: self.completeChanged.emit())
+            smoothing_layout.addWidget(spin)
         self.estimate = EstimatePanel(self._estimate_settings)
         self.message = QLabel()
         self.message.setWordWrap(True)
@@ -155,7 +170,8 @@ class ModelPage(QWizardPage):
         for label, widget in (("Site preset:", self.site), ("Windows:", self.window_editor),
                               ("Modality:", self.modality), ("Architecture:", self.arch), ("Size:", self.size),
                               ("Training crop:", self.crop), ("Fill start (prefill):", self.prefill),
-                              ("Decoy lesions on hole rims:", self.decoys), ("Cost:", self.estimate),
+                              ("Decoy lesions on hole rims:", self.decoys),
+                              ("Smoother scans, up to:", smoothing_row), ("Cost:", self.estimate),
                               ("", self.message)):
             form.addRow(label, widget)
         self.site.currentIndexChanged.connect(lambda _index: self.window_editor.follow_preset(self.site.currentData()))
@@ -197,6 +213,10 @@ class ModelPage(QWizardPage):
             found.append("The prefill needs a gated network (GConv-Lap or GConv), not PConv.")
         if choice == "biharmonic-pet" and self.modality.currentData() != "petct":
             found.append("Biharmonic on PET only needs the PET-CT modality.")
+        for name, spin in self.smoothing.items():
+            if spin.value() > 0 and name not in MODALITY_CHANNELS.get(self.modality.currentData(), ()):
+                found.append(f"{name.upper()} smoothing needs a modality with {name.upper()} "
+                             f"(set it to 0 px for {MODALITY_TITLES.get(self.modality.currentData(), 'this data')}).")
         return found + self.window_editor.problems()
 
     def isComplete(self) -> bool:
@@ -212,6 +232,10 @@ class ModelPage(QWizardPage):
         self._select_prefill({key: run[key] for key in ("prefill", "prefill_channels")
                               if run.get(key) and run.get(key) != "none"})
         self.decoys.setValue(round(100 * float(run.get("rim_lesions") or 0.0)))
+        for name, spin in self.smoothing.items():
+            low, high = run.get(f"{name}_smoothing_px") or (0.0, 0.0)
+            self._smoothing_low[name] = float(low)
+            spin.setValue(float(high))
         if run.get("ct_window") or run.get("suv_window"):
             preset = get_preset(self.site.currentData())
             self.window_editor.custom.setChecked(True)
@@ -221,7 +245,12 @@ class ModelPage(QWizardPage):
     def settings(self) -> dict:
         return {"site": self.site.currentData(), "modality": self.modality.currentData(),
                 "arch": self.arch.currentData(), "size": self.size.currentData(), "train_crop": self.crop.value(),
-                **self.window_editor.windows(), **self._prefill_settings()}
+                **self.window_editor.windows(), **self._prefill_settings(), **self._smoothing_settings()}
+
+    def _smoothing_settings(self) -> dict:
+        """run.json's pet_smoothing_px / ct_smoothing_px, only when set (the paper trains without)."""
+        return {f"{name}_smoothing_px": [min(self._smoothing_low[name], spin.value()), spin.value()]
+                for name, spin in self.smoothing.items() if spin.value() > 0}
 
     def _select_prefill(self, wanted: dict) -> None:
         """Show a run.json's prefill keys; a prefill the list does not offer (harmonic, CT only) is kept as it is."""

@@ -100,7 +100,8 @@ class TrainingWizard(QWizard):
         run["out_dir"] = str(out_dir if out_dir.is_absolute() else (path.parent / out_dir).resolve())
         shown = {"site", "modality", "arch", "size", "train_crop", "epochs_phase1", "epochs_phase2",
                  "batch_size", "steps_per_epoch", "seed", "vgg_weights", "out_dir", "export", "device",
-                 "ct_window", "suv_window", "prefill", "prefill_channels", "rim_lesions"}
+                 "ct_window", "suv_window", "prefill", "prefill_channels", "rim_lesions",
+                 "pet_smoothing_px", "ct_smoothing_px"}
         # 'cases' is kept verbatim (patient ids, relative paths): the trainer refuses a resume when it changes
         self.overrides = {**self.overrides, **{k: v for k, v in run.items() if k not in shown}}
         if self.run_page.backend.running:
