@@ -24,12 +24,12 @@ from pathlib import Path
 
 from autopaint_app.core.errors import InputError
 from autopaint_app.core.presets import MODALITY_CHANNELS, PRESETS, SitePreset
+from autopaint_app.training.rim_lesions import REGIONS as RIM_LESION_REGIONS
 
 ARCHS = ("gconv_lap", "gconv", "pconv")
 SIZES = ("compact", "light", "paper")  # networks.NAMED_WIDTHS
 PREFILLS = ("none", "harmonic", "biharmonic")  # see networks.HarmonicPrefill, BiharmonicPrefill
 DEVICES = ("cpu", "cuda")
-RIM_LESION_REGIONS = ("body", "near_lung")  # rim_lesions.REGIONS
 
 
 @dataclass(frozen=True)

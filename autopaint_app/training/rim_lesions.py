@@ -33,9 +33,10 @@ BODY_SUV = 0.3
 # Lung parenchyma for the "near_lung" region: aerated lung is well below soft tissue.
 LUNG_HU = -500.0
 # Where a decoy may sit. "body": anywhere in the patient. "near_lung": within reach of aerated lung
-# (the largest decoy radius), where lung tumours and the nodes next to them are; the heart and the
-# rest of the mediastinum then keep their uptake as healthy rim, so the network still learns to
-# continue it (measured: the session-14 decoys cost the PET channel most on hot healthy organs).
+# (the largest decoy radius), where lung tumours and the nodes next to them are, so the heart and
+# the rest of the mediastinum stay healthy rim. Meant to give back the PET fill of hot healthy
+# organs, where a lung PET-CT model loses most to biharmonic; 600 steps of it did not (README,
+# Models, session 15), so "body" stays the default.
 REGIONS = ("body", "near_lung")
 
 
