@@ -191,12 +191,17 @@ def test_start_from_accepts_a_shipped_model_or_checkpoint_and_names_what_is_wron
     assert page.start_from.text() == str(tmp_path / "best.pt")
 
 
-def test_prefill_and_decoy_lesions_reach_run_json_and_come_back(qtbot, tmp_path, cases):
+def _on_model_page(qtbot, tmp_path, cases):
+    """A wizard that scanned ``cases`` and stands on the Model page with 64-px crops."""
     wizard = _wizard(qtbot, tmp_path)
     _scanned(qtbot, wizard, cases)
     wizard.next()
-    model = wizard.model_page
-    model.crop.setValue(64)
+    wizard.model_page.crop.setValue(64)
+    return wizard, wizard.model_page
+
+
+def test_prefill_and_decoy_lesions_reach_run_json_and_come_back(qtbot, tmp_path, cases):
+    wizard, model = _on_model_page(qtbot, tmp_path, cases)
     assert model.isComplete() and not {"prefill", "prefill_channels", "rim_lesions"} & set(model.settings())
     model.prefill.setCurrentIndex(model.prefill.findData("biharmonic"))
     model.decoys.setValue(50)
@@ -224,11 +229,7 @@ def test_prefill_and_decoy_lesions_reach_run_json_and_come_back(qtbot, tmp_path,
 
 
 def test_smoothness_augmentation_reaches_run_json_and_comes_back(qtbot, tmp_path, cases):
-    wizard = _wizard(qtbot, tmp_path)
-    _scanned(qtbot, wizard, cases)
-    wizard.next()
-    model = wizard.model_page
-    model.crop.setValue(64)
+    wizard, model = _on_model_page(qtbot, tmp_path, cases)
     assert not {"pet_smoothing_px", "ct_smoothing_px"} & set(model.settings())   # off: the paper's training
     model.smoothing["pet"].setValue(3.5)
     model.smoothing["ct"].setValue(1.2)
