@@ -149,3 +149,23 @@ def test_a_bad_validation_set_leaves_no_half_written_twin(float_model, calibrati
         quantize_model(float_model, calibration_case, out=out, slices=SLICES, val_set=corrupt, crops=8, check_crops=8)
     assert str(error.value).startswith(f"{corrupt}: not a training run's val_set.npz")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["val_set.npz"]  # no model, no card, no temporary file
+
+
+def test_a_twin_that_returns_nan_is_refused_and_nothing_is_written(float_model, calibration_case, tmp_path,
+                                                                   monkeypatch):
+    import autopaint_app.training.quantize as quantize_module
+
+    real_run, calls = quantize_module._run, []
+
+    def int8_gives_nan(session, images, masks):  # the second run is the twin's (a prefill model's fate)
+        calls.append(session)
+        out = real_run(session, images, masks)
+        return np.full_like(out, np.nan) if len(calls) == 2 else out
+
+    monkeypatch.setattr(quantize_module, "_run", int8_gives_nan)
+    out = tmp_path / "twin.onnx"
+    with pytest.raises(InputError) as error:
+        quantize_model(float_model, calibration_case, out=out, slices=SLICES, crops=8, check_crops=8)
+    assert str(error.value).startswith(f"{float_model}: its int8 twin returns NaN or infinite values on 8 of 8 check crops")
+    assert "must stay float32" in str(error.value)
+    assert list(tmp_path.iterdir()) == []  # no model, no card, no temporary file
